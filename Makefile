@@ -1,0 +1,46 @@
+# Quick start: `make demo` (set-up, then the main job) and `make test` (set-up, then every test).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DIGITLAB := $(BIN)/digitlab
+DEMO_DIR ?= runs/demo
+DEMO_EPOCHS ?= 3
+
+.PHONY: setup data demo test lint bench clean
+
+setup: $(VENV)/.installed data
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --editable '.[dev]'
+	touch $@
+
+data: $(VENV)/.installed
+	$(DIGITLAB) data fetch
+
+demo: setup
+	$(DIGITLAB) train --recipe tutorial --epochs $(DEMO_EPOCHS) --out $(DEMO_DIR) --save-model
+	$(DIGITLAB) evaluate $(DEMO_DIR)/best.pt --out $(DEMO_DIR)/evaluation
+	$(DIGITLAB) plot $(DEMO_DIR)
+	$(DIGITLAB) data samples --out $(DEMO_DIR)/samples
+	$(DIGITLAB) classify $(DEMO_DIR)/samples --model $(DEMO_DIR)/best.pt --top-k 2
+	@echo
+	@echo "Everything is in $(DEMO_DIR)/:"
+	@echo "  config.json, metrics.json       settings and measurements"
+	@echo "  best.pt, last.pt, mnist_cnn.pt  checkpoints (mnist_cnn.pt: the tutorial's format)"
+	@echo "  performance.png                 training loss and test accuracy"
+	@echo "  evaluation/                     report.json and confusion.png"
+	@echo "  samples/                        the images classified above"
+
+test: setup
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/pipeline_epoch.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,10 @@
+"""digitlab: train, evaluate, serve and explain handwritten-digit recognisers."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("digitlab")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
+
+__all__ = ["__version__"]

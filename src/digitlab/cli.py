@@ -1,0 +1,246 @@
+"""The `digitlab` command: one parser, thin handlers that call library functions."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from digitlab import __version__
+from digitlab.errors import DigitlabError
+
+logger = logging.getLogger("digitlab")
+
+
+# ---------------------------------------------------------------- shared flags
+
+
+def add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir", metavar="DIR",
+        help="data root (default: $DIGITLAB_DATA, else ~/.cache/digitlab)",
+    )
+
+
+def add_device_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
+                        help="where to compute (default: auto = CUDA, else MPS, else CPU)")
+    parser.add_argument("--no-accel", action="store_true", help="same as --device cpu")
+
+
+def _device(args: argparse.Namespace) -> str:
+    return "cpu" if args.no_accel else (args.device or "auto")
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from digitlab import data
+
+    root, spec = data.resolve_root(args.data_dir), data.get_dataset(args.dataset)
+    if args.action == "fetch":
+        print(f"{spec.name} ready in {data.fetch(root, spec)}")
+        return 0
+    if args.action in ("verify", "info"):
+        problems = data.verify(root, spec)
+        print(f"{spec.name}: {data.raw_dir(root, spec)}")
+        for name, problem in problems.items():
+            path = data.raw_dir(root, spec) / name
+            size = f"{path.stat().st_size:>10,d} bytes" if path.is_file() else " " * 16
+            print(f"  {name:<26} {size}  {problem or 'ok (sha256 verified)'}")
+        if args.action == "info" and not any(problems.values()):
+            for train in (True, False):
+                images, _ = data.load_split(root, train, spec)
+                print(f"  {'train' if train else 'test'}: {len(images)} images "
+                      f"of {images.shape[1]}×{images.shape[2]}")
+        return 1 if any(problems.values()) else 0
+    if args.action == "stats":
+        mean, std = data.compute_stats(data.load_split(root, True, spec)[0])
+        print(f"{spec.name} training set: mean {mean:.4f}, std {std:.4f}")
+        return 0
+    from digitlab.samples import write_samples
+
+    images, labels = data.load_split(root, False, spec)
+    paths = write_samples(images, labels, Path(args.out), per_class=args.per_class)
+    print(f"wrote {len(paths)} sample images to {args.out}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from digitlab.config import DataConfig, TrainConfig
+    from digitlab.data import resolve_root
+    from digitlab.recipes import build_config
+    from digitlab.runs import CONFIG, default_run_dir
+    from digitlab.trainer import train
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        try:
+            saved = json.loads((run_dir / CONFIG).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise DigitlabError(f"cannot resume {run_dir}: no readable {CONFIG} ({e})") from None
+        config = TrainConfig.from_dict(saved)
+        data_cfg = DataConfig(**{**saved["data"], "root": Path(saved["data"]["root"])})
+    else:
+        overrides = {k: getattr(args, k) for k in TRAIN_OVERRIDES}
+        config = build_config(args.recipe, **overrides, device=_device(args),
+                              dry_run=args.dry_run, save_model=args.save_model,
+                              progress=not args.no_progress)
+        data_cfg = DataConfig(root=resolve_root(args.data_dir), dataset=args.dataset,
+                              train_limit=args.train_limit, test_limit=args.test_limit)
+        run_dir = Path(args.out) if args.out else default_run_dir(config.recipe)
+    result = train(config, data_cfg, run_dir, resume=bool(args.resume))
+    print(f"{config.model}: test accuracy {100 * result.accuracy:.2f}% after {result.epochs} "
+          f"epoch(s), {result.seconds:.1f} s; run folder {result.run_dir}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from digitlab.config import DataConfig
+    from digitlab.data import resolve_root
+    from digitlab.evaluation import evaluate_checkpoint, write_report
+
+    data_cfg = DataConfig(root=resolve_root(args.data_dir), test_limit=args.test_limit)
+    report = evaluate_checkpoint(args.checkpoint, data_cfg, device=_device(args))
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "evaluation"
+    json_path, png_path = write_report(report, out)
+    print(f"test loss {report.stats.loss:.4f}, accuracy {100 * report.stats.accuracy:.2f}% "
+          f"({report.stats.correct}/{report.stats.total})")
+    for name, acc in zip(report.classes, report.stats.per_class_accuracy, strict=True):
+        print(f"  class {name}: {100 * acc:.2f}%")
+    print(f"wrote {json_path} and {png_path}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from digitlab.plots import plot_performance, save_figure
+    from digitlab.runs import PLOT, load_run
+
+    runs = [load_run(path) for path in args.runs]
+    out = Path(args.out) if args.out else runs[0].path / PLOT
+    save_figure(plot_performance(runs), out)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from digitlab.inference import Predictor, expand_inputs
+
+    if args.model is None:
+        raise DigitlabError("no model given: pass --model CHECKPOINT (a .pt from `digitlab train`)")
+    predictor = Predictor.from_checkpoint(args.model)
+    results = predictor.classify_files(expand_inputs(args.images), args.top_k, args.preprocess)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    for result in results:
+        if "error" in result:
+            print(f"digitlab: error: {result['error']}", file=sys.stderr)
+        elif not args.json:
+            ranked = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in result["top_k"])
+            print(f"{result['path']}: {result['label']} ({ranked})")
+    return 1 if any("error" in r for r in results) else 0
+
+
+# ---------------------------------------------------------------- parser
+
+TRAIN_OVERRIDES = ("model", "batch_size", "test_batch_size", "epochs", "lr", "gamma", "seed",
+                   "log_interval", "optimizer", "weight_decay")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    from digitlab.recipes import RECIPES
+
+    recipes = ", ".join(RECIPES)
+    p.add_argument("--recipe", default="tutorial", help=f"starting settings: {recipes}")
+    p.add_argument("--model", help="model name (default: the recipe's)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="training batch (tutorial: 64)")
+    p.add_argument("--test-batch-size", type=int, metavar="N", help="test batch (tutorial: 1000)")
+    p.add_argument("--epochs", type=int, metavar="N", help="epochs (tutorial: 14)")
+    p.add_argument("--lr", type=float, help="learning rate (tutorial: 1.0)")
+    p.add_argument("--gamma", type=float, help="StepLR decay per epoch (tutorial: 0.7)")
+    p.add_argument("--optimizer", help="adadelta, sgd, adam or adamw (tutorial: adadelta)")
+    p.add_argument("--weight-decay", type=float, help="weight decay (tutorial: 0)")
+    p.add_argument("--seed", type=int, help="random seed (tutorial: 1)")
+    p.add_argument("--log-interval", type=int, metavar="N", help="batches between loss logs (10)")
+    p.add_argument("--dry-run", action="store_true", help="one batch, one epoch: a smoke test")
+    p.add_argument("--save-model", action="store_true",
+                   help="also write mnist_cnn.pt, a bare state_dict as the tutorial saves")
+    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<recipe>-<time>)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last finished epoch")
+    p.add_argument("--train-limit", type=positive_int, metavar="N",
+                   help="train on the first N images only")
+    p.add_argument("--test-limit", type=positive_int, metavar="N",
+                   help="test on the first N images only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="digitlab", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"digitlab {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], text: str):  # type: ignore[no-untyped-def]
+        p = sub.add_parser(name, help=text, description=text)
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("data", cmd_data, "fetch, verify, describe MNIST; make sample images")
+    p.add_argument("action", choices=("fetch", "verify", "info", "stats", "samples"))
+    p.add_argument("--dataset", default="mnist", help="data set (default: mnist)")
+    p.add_argument("--out", default="samples", help="samples: output folder")
+    p.add_argument("--per-class", type=positive_int, default=1, help="samples: images per class")
+    add_data_args(p)
+
+    p = command("train", cmd_train, "train a model and write a run folder")
+    add_train_args(p)
+    p.add_argument("--dataset", default="mnist", help="data set (default: mnist)")
+    add_data_args(p)
+    add_device_args(p)
+
+    p = command("evaluate", cmd_evaluate, "test a checkpoint: accuracy, per class, confusion")
+    p.add_argument("checkpoint", help="a .pt file")
+    p.add_argument("--out", metavar="DIR", help="where to write (default: beside the checkpoint)")
+    p.add_argument("--test-limit", type=positive_int, metavar="N", help="first N test images")
+    add_data_args(p)
+    add_device_args(p)
+
+    p = command("plot", cmd_plot, "plot loss and accuracy of one or more runs")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    p.add_argument("--out", metavar="PNG", help="output file (default: <first run>/performance.png)")
+
+    p = command("classify", cmd_classify, "read the digit in each image")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="files, folders or globs")
+    p.add_argument("--model", metavar="CHECKPOINT", help="a .pt from `digitlab train`")
+    p.add_argument("--top-k", type=positive_int, default=1, help="show the K likeliest classes")
+    p.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
+    p.add_argument("--preprocess", default="naive", choices=("naive",), help="image pipeline")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
+        stream=sys.stderr, force=True,
+    )
+    try:
+        return int(args.handler(args))
+    except DigitlabError as e:
+        print(f"digitlab: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("digitlab: interrupted", file=sys.stderr)
+        return 130

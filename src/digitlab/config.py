@@ -1,0 +1,70 @@
+"""Typed settings. Library functions take these, never an argparse Namespace."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from digitlab.errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data set lives and which one it is."""
+
+    root: Path
+    dataset: str = "mnist"
+    train_limit: int | None = None  # use only the first N training images (quick experiments)
+    test_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run; saved as the run's config.json."""
+
+    recipe: str
+    model: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+    optimizer: str = "adadelta"
+    lr: float = 1.0
+    weight_decay: float = 0.0
+    scheduler: str = "step"
+    gamma: float = 0.7
+    batch_size: int = 64
+    test_batch_size: int = 1000
+    epochs: int = 14
+    seed: int = 1
+    log_interval: int = 10
+    dry_run: bool = False
+    device: str = "auto"
+    save_model: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})"),
+            (self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})"),
+            (
+                self.test_batch_size >= 1,
+                f"--test-batch-size must be at least 1 (got {self.test_batch_size})",
+            ),
+            (self.lr > 0, f"--lr must be positive (got {self.lr})"),
+            (self.gamma > 0, f"--gamma must be positive (got {self.gamma})"),
+            (self.log_interval >= 1, f"--log-interval must be at least 1 (got {self.log_interval})"),
+            (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})

@@ -1,0 +1,137 @@
+"""The one training loop and the one evaluation loop, used by train, evaluate, study and bench."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+
+@dataclass
+class TrainStats:
+    """One epoch of training: mean loss, samples seen, wall time, logged loss points."""
+
+    loss: float
+    samples: int
+    seconds: float
+    log: list[tuple[int, float]] = field(default_factory=list)  # (samples seen in epoch, loss)
+
+    @property
+    def images_per_s(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class EvalStats:
+    """Loss, accuracy and confusion matrix (rows: true class, columns: predicted)."""
+
+    loss: float
+    correct: int
+    total: int
+    confusion: torch.Tensor
+    seconds: float
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total if self.total else 0.0
+
+    @property
+    def per_class_accuracy(self) -> list[float]:
+        totals = self.confusion.sum(dim=1).clamp(min=1)
+        return (self.confusion.diagonal() / totals).tolist()
+
+
+def train_one_epoch(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    *,
+    log_interval: int = 10,
+    max_batches: int | None = None,
+    progress: bool = True,
+    description: str = "train",
+    step_hook: Callable[[], None] | None = None,
+) -> TrainStats:
+    """Train `model` for one pass over `batches` of log-probability targets (NLL loss).
+
+    The loss is read back (a host sync) only every `log_interval` batches.
+    `step_hook` runs after each optimiser step (per-step schedulers).
+    """
+    model.train()
+    total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
+    if max_batches is not None and total is not None:
+        total = min(total, max_batches)
+    bar = tqdm(total=total, desc=description, unit="batch", disable=not progress, leave=False)
+    log: list[tuple[int, float]] = []
+    weighted: list[torch.Tensor] = []
+    seen = 0
+    start = time.perf_counter()
+    for i, (images, labels) in enumerate(batches):
+        if max_batches is not None and i >= max_batches:
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.nll_loss(model(images), labels)
+        loss.backward()
+        optimizer.step()
+        if step_hook is not None:
+            step_hook()
+        seen += len(labels)
+        weighted.append(loss.detach() * len(labels))  # stays on the device: no sync here
+        if i % log_interval == 0:
+            value = loss.item()
+            log.append((seen, value))
+            elapsed = time.perf_counter() - start
+            bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+        bar.update(1)
+    bar.close()
+    mean_loss = torch.stack(weighted).sum().item() / seen if seen else 0.0
+    seconds = time.perf_counter() - start  # after the sync above, so device work is counted
+    return TrainStats(loss=mean_loss, samples=seen, seconds=seconds, log=log)
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    num_classes: int = 10,
+    *,
+    max_batches: int | None = None,
+) -> EvalStats:
+    """Summed NLL loss / N, accuracy and confusion matrix of `model` over `batches`."""
+    model.eval()
+    start = time.perf_counter()
+    loss_sum = 0.0
+    confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    for i, (images, labels) in enumerate(batches):
+        if max_batches is not None and i >= max_batches:
+            break
+        output = model(images)
+        loss_sum += F.nll_loss(output, labels, reduction="sum").item()
+        predicted = output.argmax(dim=1)
+        pairs = (labels * num_classes + predicted).cpu()
+        confusion += torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
+    total = int(confusion.sum())
+    return EvalStats(
+        loss=loss_sum / max(total, 1),
+        correct=int(confusion.diagonal().sum()),
+        total=total,
+        confusion=confusion,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA, then MPS, then CPU; an explicit name must be available."""
+    cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        from digitlab.errors import ConfigError
+
+        raise ConfigError(f"--device {name} was asked for but is not available; use --device cpu")
+    return torch.device(name)

@@ -1,0 +1,24 @@
+"""The exceptions digitlab raises for problems a user can fix.
+
+The CLI turns each into one line on stderr and a non-zero exit; anything else is a bug.
+"""
+
+
+class DigitlabError(Exception):
+    """Base class: the message says what is wrong and what to do."""
+
+
+class DataError(DigitlabError):
+    """Data set files are missing, corrupt or unreadable."""
+
+
+class CheckpointError(DigitlabError):
+    """A file is not a usable digitlab (or tutorial) checkpoint."""
+
+
+class ConfigError(DigitlabError):
+    """A setting or flag has an impossible value."""
+
+
+class ImageError(DigitlabError):
+    """An input image cannot be read."""

@@ -1,0 +1,106 @@
+"""Named recipes: model + optimiser + schedule + batch size + epoch budget.
+
+`digitlab train --recipe NAME` starts from a recipe; explicit flags override its values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from digitlab.config import TrainConfig
+from digitlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    description: str
+    model: str
+    model_args: dict[str, Any] = field(default_factory=dict)
+    optimizer: str = "adadelta"
+    lr: float = 1.0
+    weight_decay: float = 0.0
+    scheduler: str = "step"
+    gamma: float = 0.7
+    batch_size: int = 64
+    test_batch_size: int = 1000
+    epochs: int = 14
+
+
+RECIPES: dict[str, Recipe] = {}
+
+
+def register_recipe(recipe: Recipe) -> Recipe:
+    if recipe.name in RECIPES:
+        raise ValueError(f"recipe {recipe.name!r} is already registered")
+    RECIPES[recipe.name] = recipe
+    return recipe
+
+
+register_recipe(
+    Recipe(
+        name="tutorial",
+        description="the tutorial's CNN: Adadelta lr 1.0, StepLR γ 0.7, 14 epochs, batch 64",
+        model="cnn",
+    )
+)
+register_recipe(
+    Recipe(
+        name="tutorial-mlp",
+        description="part 1's fully connected net 784→128→10 with the same optimiser and schedule",
+        model="mlp",
+    )
+)
+
+
+def get_recipe(name: str) -> Recipe:
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ConfigError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}") from None
+
+
+def build_config(recipe_name: str, **overrides: Any) -> TrainConfig:
+    """A TrainConfig from a recipe, with every non-None override applied."""
+    recipe = get_recipe(recipe_name)
+    values = {k: v for k, v in dataclasses.asdict(recipe).items() if k != "description"}
+    values["recipe"] = values.pop("name")
+    if overrides.get("model") not in (None, recipe.model):
+        values["model_args"] = {}  # the recipe's model arguments belong to its own model
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(**values)
+
+
+OPTIMIZERS = ("adadelta", "sgd", "adam", "adamw")
+SCHEDULERS = ("step", "none")
+
+
+def create_optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
+    name, lr, wd = config.optimizer, config.lr, config.weight_decay
+    if name == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=wd)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+    raise ConfigError(f"unknown optimizer {name!r}; choose one of: {', '.join(OPTIMIZERS)}")
+
+
+def create_scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The per-epoch learning-rate schedule (stepped once after each epoch)."""
+    if config.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.gamma)
+    if config.scheduler == "none":
+        return None
+    raise ConfigError(
+        f"unknown scheduler {config.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}"
+    )
+

@@ -1,0 +1,171 @@
+"""A whole training run: data, model, epochs, run folder, checkpoints, plot; resumable."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from digitlab import __version__
+from digitlab.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from digitlab.config import DataConfig, TrainConfig
+from digitlab.data import get_dataset, load_split
+from digitlab.engine import evaluate, resolve_device, train_one_epoch
+from digitlab.errors import ConfigError
+from digitlab.files import atomic_path, write_json
+from digitlab.loader import TensorLoader
+from digitlab.models import count_parameters, create_model
+from digitlab.recipes import create_optimizer, create_scheduler
+from digitlab.runs import BEST, CONFIG, LAST, PLOT, History, load_run, write_metrics
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    accuracy: float
+    test_loss: float
+    seconds: float
+    epochs: int
+
+
+def _run_config(config: TrainConfig, data: DataConfig, device: torch.device, params: int) -> dict:
+    return {
+        **config.to_dict(),
+        "data": {k: str(v) if isinstance(v, Path) else v for k, v in vars(data).items()},
+        "device_resolved": str(device),
+        "parameters": params,
+        "versions": {
+            "digitlab": __version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "machine": {"platform": platform.platform(), "processor": platform.processor()},
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = False) -> RunResult:
+    """Train `config` on `data`, writing everything to `run_dir`; resume from its last.pt."""
+    device = resolve_device(config.device)
+    spec = get_dataset(data.dataset)
+    torch.manual_seed(config.seed)
+    train_x, train_y = load_split(data.root, train=True, spec=spec, limit=data.train_limit)
+    test_x, test_y = load_split(data.root, train=False, spec=spec, limit=data.test_limit)
+    common = {"mean": spec.mean, "std": spec.std, "device": device}
+    train_batches = TensorLoader(
+        train_x, train_y, config.batch_size, shuffle=True, seed=config.seed, **common
+    )
+    test_batches = TensorLoader(test_x, test_y, config.test_batch_size, **common)
+
+    model = create_model(config.model, num_classes=len(spec.classes), **config.model_args)
+    model.to(device)
+    optimizer = create_optimizer(config, model.parameters())
+    scheduler = create_scheduler(config, optimizer)
+    history, start_epoch = History(), 1
+    if resume:
+        start_epoch, history = _restore(run_dir, model, optimizer, scheduler)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / CONFIG, _run_config(config, data, device, count_parameters(model)))
+    logger.info(
+        "training %s (%d parameters) on %s, %d training images; run folder %s",
+        config.model, count_parameters(model), device, len(train_x), run_dir,
+    )
+    limit = 1 if config.dry_run else None
+    epochs = 1 if config.dry_run else config.epochs
+    best = history.best_accuracy
+    for epoch in range(start_epoch, epochs + 1):
+        train_batches.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        stats = train_one_epoch(
+            model, train_batches, optimizer, log_interval=config.log_interval,
+            max_batches=limit, progress=config.progress, description=f"epoch {epoch}/{epochs}",
+        )
+        if scheduler is not None:
+            scheduler.step()
+        result = evaluate(model, test_batches, len(spec.classes), max_batches=limit)
+        seen_before = history.epochs[-1]["samples"] if history.epochs else 0
+        history.train += [
+            {"epoch": epoch, "samples": seen_before + s, "loss": loss} for s, loss in stats.log
+        ]
+        history.epochs.append({
+            "epoch": epoch, "samples": seen_before + stats.samples, "train_loss": stats.loss,
+            "test_loss": result.loss, "accuracy": result.accuracy, "lr": lr,
+            "seconds": stats.seconds + result.seconds, "images_per_s": stats.images_per_s,
+        })
+        logger.info(
+            "epoch %d/%d: test loss %.4f, accuracy %.2f%% (%d/%d), %.1f s (%.0f images/s)",
+            epoch, epochs, result.loss, 100 * result.accuracy, result.correct, result.total,
+            stats.seconds + result.seconds, stats.images_per_s,
+        )
+        checkpoint = _checkpoint(config, spec, model, optimizer, scheduler, epoch, history)
+        save_checkpoint(run_dir / LAST, checkpoint)
+        if result.accuracy >= best:
+            best = result.accuracy
+            save_checkpoint(run_dir / BEST, checkpoint)
+        write_metrics(run_dir, history, _summary(config, device, history))
+    return _finish(config, model, run_dir, history)
+
+
+def _checkpoint(config, spec, model, optimizer, scheduler, epoch, history) -> Checkpoint:  # type: ignore[no-untyped-def]
+    last = history.epochs[-1]
+    return Checkpoint(
+        model_name=config.model,
+        model_args={"num_classes": len(spec.classes), **config.model_args},
+        state_dict=model.state_dict(),
+        mean=spec.mean, std=spec.std, classes=list(spec.classes), dataset=spec.name,
+        epoch=epoch,
+        metrics={"accuracy": last["accuracy"], "test_loss": last["test_loss"],
+                 "history": history.to_dict()},
+        config=config.to_dict(),
+        optimizer_state=optimizer.state_dict(),
+        scheduler_state=scheduler.state_dict() if scheduler is not None else None,
+        rng_state=torch.get_rng_state(),
+    )
+
+
+def _restore(run_dir: Path, model, optimizer, scheduler) -> tuple[int, History]:  # type: ignore[no-untyped-def]
+    path = run_dir / LAST
+    if not path.is_file():
+        raise ConfigError(f"cannot resume {run_dir}: it has no {LAST} (no epoch finished yet)")
+    checkpoint = load_checkpoint(path)
+    model.load_state_dict(checkpoint.state_dict)
+    if checkpoint.optimizer_state:
+        optimizer.load_state_dict(checkpoint.optimizer_state)
+    if scheduler is not None and checkpoint.scheduler_state:
+        scheduler.load_state_dict(checkpoint.scheduler_state)
+    if checkpoint.rng_state is not None:
+        torch.set_rng_state(checkpoint.rng_state)
+    logger.info("resuming %s after epoch %d", run_dir, checkpoint.epoch)
+    return checkpoint.epoch + 1, History.from_dict(checkpoint.metrics["history"])
+
+
+def _summary(config: TrainConfig, device: torch.device, history: History) -> dict[str, Any]:
+    last = history.epochs[-1] if history.epochs else {}
+    return {
+        "model": config.model, "recipe": config.recipe, "device": str(device),
+        "epochs_done": len(history.epochs), "accuracy": last.get("accuracy"),
+        "test_loss": last.get("test_loss"), "total_seconds": history.total_seconds,
+    }
+
+
+def _finish(config: TrainConfig, model, run_dir: Path, history: History) -> RunResult:  # type: ignore[no-untyped-def]
+    from digitlab.plots import plot_performance, save_figure
+
+    save_figure(plot_performance([load_run(run_dir)]), run_dir / PLOT)
+    if config.save_model:
+        # The tutorial's format: a bare state_dict its own classify script can load.
+        with atomic_path(run_dir / "mnist_cnn.pt") as tmp:
+            torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    last = history.epochs[-1]
+    return RunResult(
+        run_dir=run_dir, accuracy=last["accuracy"], test_loss=last["test_loss"],
+        seconds=history.total_seconds, epochs=len(history.epochs),
+    )

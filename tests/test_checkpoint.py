@@ -1,0 +1,76 @@
+import pickle
+
+import pytest
+import torch
+
+from digitlab.checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
+from digitlab.errors import CheckpointError
+from digitlab.models import create_model
+
+
+def make_checkpoint(name="cnn"):
+    torch.manual_seed(0)
+    model = create_model(name)
+    return model.eval(), Checkpoint(model_name=name, model_args={"num_classes": 10},
+                                    state_dict=model.state_dict(), epoch=3,
+                                    metrics={"accuracy": 0.99})
+
+
+def test_round_trip_gives_identical_logits(tmp_path):
+    model, checkpoint = make_checkpoint()
+    save_checkpoint(tmp_path / "c.pt", checkpoint)
+    payload = torch.load(tmp_path / "c.pt", weights_only=True)  # plain types only
+    assert payload["format_version"] == 1 and payload["model_name"] == "cnn"
+    loaded, again = load_model(tmp_path / "c.pt")
+    x = torch.randn(4, 1, 28, 28)
+    assert torch.equal(model(x), loaded(x))
+    assert again.epoch == 3 and again.metrics["accuracy"] == 0.99 and again.mean == 0.1307
+    assert not [p.name for p in tmp_path.iterdir() if p.name != "c.pt"]  # no temp files left
+
+
+def test_tutorial_state_dict_is_recognised(tmp_path):
+    model, _ = make_checkpoint()
+    torch.save(model.state_dict(), tmp_path / "mnist_cnn.pt")  # what the tutorial saves
+    loaded, checkpoint = load_model(tmp_path / "mnist_cnn.pt")
+    assert checkpoint.model_name == "cnn" and checkpoint.origin == "tutorial state_dict"
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.equal(model(x), loaded(x))
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("arbitrary code ran",))
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (lambda p: p.write_text("hello"), "not a loadable PyTorch checkpoint"),
+        (lambda p: p.write_bytes(b""), "not a loadable PyTorch checkpoint"),
+        (lambda p: p.write_bytes(pickle.dumps(Evil())), "not a loadable PyTorch checkpoint"),
+        (lambda p: torch.save({"weight": torch.zeros(3)}, p), "not a digitlab checkpoint"),
+        (lambda p: torch.save([1, 2, 3], p), "holds a list"),
+        (lambda p: torch.save({"format": "digitlab-checkpoint", "format_version": 99}, p),
+         "upgrade digitlab"),
+    ],
+)
+def test_foreign_files_are_rejected_clearly(tmp_path, write, message, capsys):
+    path = tmp_path / "foreign.pt"
+    write(path)
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(path)
+    assert "\n" not in str(info.value)
+    assert "arbitrary code ran" not in capsys.readouterr().out
+
+
+def test_missing_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_weights_that_do_not_fit_are_rejected(tmp_path):
+    _, checkpoint = make_checkpoint()
+    checkpoint.model_name = "mlp"
+    save_checkpoint(tmp_path / "c.pt", checkpoint)
+    with pytest.raises(CheckpointError, match="do not fit model 'mlp'"):
+        load_model(tmp_path / "c.pt")

@@ -1,0 +1,79 @@
+import json
+
+import pytest
+import torch
+
+from digitlab import trainer
+from digitlab.checkpoint import load_checkpoint
+from digitlab.config import DataConfig, TrainConfig
+from digitlab.errors import ConfigError
+from digitlab.runs import load_run
+
+
+def config(**kw):
+    values = dict(recipe="tutorial", model="cnn", epochs=1, progress=False, device="cpu")
+    return TrainConfig(**{**values, **kw})
+
+
+def test_a_short_real_run_learns(mnist_root, tmp_path):
+    data = DataConfig(root=mnist_root, train_limit=2000, test_limit=1000)
+    result = trainer.train(config(), data, tmp_path / "run")
+    assert result.accuracy > 0.7  # chance is 0.1
+    for name in ("config.json", "metrics.json", "last.pt", "best.pt", "performance.png"):
+        assert (tmp_path / "run" / name).is_file()
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["lr"] == 1.0 and saved["parameters"] == 1_199_882 and saved["versions"]["torch"]
+    run = load_run(tmp_path / "run")
+    assert run.history.epochs[0]["samples"] == 2000 and run.history.train[0]["samples"] == 64
+
+
+def test_killed_run_resumes_to_the_same_result(mnist_root, tmp_path, monkeypatch):
+    data = DataConfig(root=mnist_root, train_limit=640, test_limit=500)
+    cfg = config(epochs=3, batch_size=32)
+    straight = trainer.train(cfg, data, tmp_path / "straight")
+
+    real = trainer.train_one_epoch
+    calls = {"n": 0}
+
+    def dies_in_epoch_three(model, batches, optimizer, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            iterator = iter(batches)
+            next(iterator)  # part of the epoch happens, then the process is killed
+            raise KeyboardInterrupt
+        return real(model, batches, optimizer, **kw)
+
+    monkeypatch.setattr(trainer, "train_one_epoch", dies_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train(cfg, data, tmp_path / "killed")
+    assert load_checkpoint(tmp_path / "killed" / "last.pt").epoch == 2
+    monkeypatch.setattr(trainer, "train_one_epoch", real)
+    resumed = trainer.train(cfg, data, tmp_path / "killed", resume=True)
+
+    assert resumed.accuracy == straight.accuracy and resumed.epochs == 3
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b = load_checkpoint(tmp_path / "killed" / "last.pt")
+    for key in a.state_dict:
+        assert torch.equal(a.state_dict[key], b.state_dict[key]), key
+    history_a, history_b = load_run(tmp_path / "straight").history, load_run(tmp_path / "killed").history
+    assert history_a.train == history_b.train
+    assert [e["accuracy"] for e in history_a.epochs] == [e["accuracy"] for e in history_b.epochs]
+
+
+def test_resume_without_a_finished_epoch_is_an_error(mnist_root, tmp_path):
+    with pytest.raises(ConfigError, match="no last.pt"):
+        trainer.train(config(), DataConfig(root=mnist_root), tmp_path, resume=True)
+
+
+def test_save_model_writes_a_tutorial_state_dict(mnist_root, tmp_path):
+    data = DataConfig(root=mnist_root, train_limit=64, test_limit=100)
+    trainer.train(config(save_model=True, dry_run=True), data, tmp_path)
+    state = torch.load(tmp_path / "mnist_cnn.pt", weights_only=True)
+    assert list(state) == ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+                           "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+
+
+@pytest.mark.parametrize("bad", [{"epochs": 0}, {"batch_size": -1}, {"lr": 0}, {"device": "tpu"}])
+def test_impossible_settings_are_refused(bad):
+    with pytest.raises(ConfigError):
+        config(**bad)
