@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DIGITLAB := $(BIN)/digitlab
 DEMO_DIR ?= runs/demo
-DEMO_EPOCHS ?= 3
+DEMO_EPOCHS ?= 2
 
 .PHONY: setup data demo test lint bench clean
 

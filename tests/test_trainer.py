@@ -7,6 +7,7 @@ from digitlab import trainer
 from digitlab.checkpoint import load_checkpoint
 from digitlab.config import DataConfig, TrainConfig
 from digitlab.errors import ConfigError
+from digitlab.recipes import RECIPES
 from digitlab.runs import load_run
 
 
@@ -77,3 +78,14 @@ def test_save_model_writes_a_tutorial_state_dict(mnist_root, tmp_path):
 def test_impossible_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         config(**bad)
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_every_recipe_runs(recipe, mnist_root, tmp_path):
+    from digitlab.recipes import build_config
+
+    cfg = build_config(recipe, epochs=2, progress=False, device="cpu")
+    data = DataConfig(root=mnist_root, train_limit=512, test_limit=256)
+    result = trainer.train(cfg, data, tmp_path)
+    assert result.epochs == 2 and 0 <= result.accuracy <= 1
+    assert load_checkpoint(tmp_path / "best.pt").config["recipe"] == recipe

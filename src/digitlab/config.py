@@ -32,8 +32,11 @@ class TrainConfig:
     optimizer: str = "adadelta"
     lr: float = 1.0
     weight_decay: float = 0.0
-    scheduler: str = "step"
+    scheduler: str = "step"  # step (StepLR per epoch), onecycle (per batch) or none
     gamma: float = 0.7
+    label_smoothing: float = 0.0
+    augment: dict[str, Any] | None = None  # AugmentConfig fields; None = no augmentation
+    channels_last: bool = False  # NHWC memory format: faster convolutions on CPU
     batch_size: int = 64
     test_batch_size: int = 1000
     epochs: int = 14

@@ -56,6 +56,7 @@ def train_one_epoch(
     progress: bool = True,
     description: str = "train",
     step_hook: Callable[[], None] | None = None,
+    label_smoothing: float = 0.0,
 ) -> TrainStats:
     """Train `model` for one pass over `batches` of log-probability targets (NLL loss).
 
@@ -75,7 +76,10 @@ def train_one_epoch(
         if max_batches is not None and i >= max_batches:
             break
         optimizer.zero_grad(set_to_none=True)
-        loss = F.nll_loss(model(images), labels)
+        log_probs = model(images)
+        loss = F.nll_loss(log_probs, labels)
+        if label_smoothing:
+            loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(dim=1).mean()
         loss.backward()
         optimizer.step()
         if step_hook is not None:

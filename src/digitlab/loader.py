@@ -7,7 +7,7 @@ happens per batch on the device.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -33,6 +33,7 @@ class TensorLoader:
         device: torch.device | str = "cpu",
         shard: int = 0,
         num_shards: int = 1,
+        augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
     ) -> None:
         if images.dtype != torch.uint8:
             raise TypeError("TensorLoader expects uint8 images")
@@ -45,6 +46,7 @@ class TensorLoader:
         self.seed = seed
         self.shard, self.num_shards = shard, num_shards
         self.epoch = 0
+        self.augment = augment
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -75,6 +77,14 @@ class TensorLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._indices()
+        generator = None
+        if self.augment is not None:
+            seed = self.seed * 100_003 + self.epoch + 7 * (self.shard + 1)
+            generator = torch.Generator(device=self.device).manual_seed(seed)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            yield self.normalise(self.images[idx]), self.labels[idx]
+            if self.augment is None:
+                yield self.normalise(self.images[idx]), self.labels[idx]
+            else:
+                x = self.augment(self.images[idx].unsqueeze(1).float().div_(255), generator)
+                yield (x - self.mean) / self.std, self.labels[idx]

@@ -26,6 +26,9 @@ class Recipe:
     weight_decay: float = 0.0
     scheduler: str = "step"
     gamma: float = 0.7
+    label_smoothing: float = 0.0
+    augment: dict[str, Any] | None = None
+    channels_last: bool = False
     batch_size: int = 64
     test_batch_size: int = 1000
     epochs: int = 14
@@ -55,6 +58,24 @@ register_recipe(
         model="mlp",
     )
 )
+register_recipe(
+    Recipe(
+        name="robust",
+        description="bncnn trained on augmented digits (affine, stroke width, elastic) for real "
+        "handwriting: AdamW + OneCycle, label smoothing, 12 epochs, batch 128",
+        model="bncnn",
+        optimizer="adamw",
+        lr=3e-3,
+        weight_decay=5e-4,
+        scheduler="onecycle",
+        label_smoothing=0.1,
+        augment={"rotation": 15.0, "scale": [0.75, 1.15], "shift": 0.12, "shear": 0.3,
+                 "stroke": 0.9, "elastic": 1.0, "probability": 0.9},
+        channels_last=True,
+        batch_size=128,
+        epochs=12,
+    )
+)
 
 
 def get_recipe(name: str) -> Recipe:
@@ -76,7 +97,8 @@ def build_config(recipe_name: str, **overrides: Any) -> TrainConfig:
 
 
 OPTIMIZERS = ("adadelta", "sgd", "adam", "adamw")
-SCHEDULERS = ("step", "none")
+SCHEDULERS = ("step", "onecycle", "none")
+PER_BATCH_SCHEDULERS = ("onecycle",)
 
 
 def create_optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
@@ -93,11 +115,16 @@ def create_optimizer(config: TrainConfig, params: Any) -> torch.optim.Optimizer:
 
 
 def create_scheduler(
-    config: TrainConfig, optimizer: torch.optim.Optimizer
+    config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
 ) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """The per-epoch learning-rate schedule (stepped once after each epoch)."""
+    """The learning-rate schedule; `onecycle` steps per batch, `step` once per epoch."""
     if config.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.gamma)
+    if config.scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+            pct_start=0.25,
+        )
     if config.scheduler == "none":
         return None
     raise ConfigError(

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from digitlab import __version__
+from digitlab.augment import Augment, AugmentConfig
 from digitlab.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from digitlab.config import DataConfig, TrainConfig
 from digitlab.data import get_dataset, load_split
@@ -20,7 +21,7 @@ from digitlab.errors import ConfigError
 from digitlab.files import atomic_path, write_json
 from digitlab.loader import TensorLoader
 from digitlab.models import count_parameters, create_model
-from digitlab.recipes import create_optimizer, create_scheduler
+from digitlab.recipes import PER_BATCH_SCHEDULERS, create_optimizer, create_scheduler
 from digitlab.runs import BEST, CONFIG, LAST, PLOT, History, load_run, write_metrics
 
 logger = logging.getLogger(__name__)
@@ -59,15 +60,20 @@ def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = F
     train_x, train_y = load_split(data.root, train=True, spec=spec, limit=data.train_limit)
     test_x, test_y = load_split(data.root, train=False, spec=spec, limit=data.test_limit)
     common = {"mean": spec.mean, "std": spec.std, "device": device}
+    augment = Augment(AugmentConfig(**config.augment)) if config.augment is not None else None
     train_batches = TensorLoader(
-        train_x, train_y, config.batch_size, shuffle=True, seed=config.seed, **common
+        train_x, train_y, config.batch_size, shuffle=True, seed=config.seed, augment=augment,
+        **common,
     )
     test_batches = TensorLoader(test_x, test_y, config.test_batch_size, **common)
 
     model = create_model(config.model, num_classes=len(spec.classes), **config.model_args)
     model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)  # inputs are N×1×H×W: same layout either way
     optimizer = create_optimizer(config, model.parameters())
-    scheduler = create_scheduler(config, optimizer)
+    scheduler = create_scheduler(config, optimizer, len(train_batches))
+    per_batch = scheduler is not None and config.scheduler in PER_BATCH_SCHEDULERS
     history, start_epoch = History(), 1
     if resume:
         start_epoch, history = _restore(run_dir, model, optimizer, scheduler)
@@ -87,8 +93,10 @@ def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = F
         stats = train_one_epoch(
             model, train_batches, optimizer, log_interval=config.log_interval,
             max_batches=limit, progress=config.progress, description=f"epoch {epoch}/{epochs}",
+            step_hook=scheduler.step if per_batch else None,  # type: ignore[union-attr]
+            label_smoothing=config.label_smoothing,
         )
-        if scheduler is not None:
+        if scheduler is not None and not per_batch:
             scheduler.step()
         result = evaluate(model, test_batches, len(spec.classes), max_batches=limit)
         seen_before = history.epochs[-1]["samples"] if history.epochs else 0
