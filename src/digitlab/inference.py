@@ -13,7 +13,7 @@ import torch
 
 from digitlab.checkpoint import Checkpoint, load_model
 from digitlab.errors import DigitlabError
-from digitlab.preprocess import IMAGE_SUFFIXES, DEFAULT_PIPELINE, load_image, preprocess
+from digitlab.preprocess import DEFAULT_PIPELINE, IMAGE_SUFFIXES, load_image, preprocess
 
 logger = logging.getLogger(__name__)
 
