@@ -1,0 +1,333 @@
+"""An "in the wild" test set: MNIST test digits re-drawn the way real users hand them in.
+
+Each handwritten sample re-draws an MNIST test digit's centre line (`digitlab.strokes`) with a
+pen of a chosen width, size, slant and position, so stroke width and layout vary as they do
+in user uploads. Printed digits use the TrueType fonts found on the machine (`digitlab.fonts`),
+so that condition depends on the installed fonts. Every sample is drawn from its own generator
+seeded with (seed, condition, index): the same seed gives the same pixels, and sample i
+does not depend on how many samples were asked for.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from digitlab.errors import ConfigError
+from digitlab.files import atomic_path, write_json
+from digitlab.fonts import digit_fonts
+from digitlab.strokes import redraw_with_pen
+
+__all__ = [  # digit_fonts is re-exported from digitlab.fonts
+    "CANVAS_SIZES", "CONDITIONS", "NUMBER", "WildSample", "digit_fonts", "load_wild_set",
+    "make_wild_set", "render_condition", "render_numbers", "save_wild_set",
+]
+
+logger = logging.getLogger(__name__)
+
+CONDITIONS = ("canvas", "paper", "photo", "thin-pen", "printed")
+NUMBER = "number"
+CANVAS_SIZES = ((280, 280), (400, 250), (300, 500), (500, 400), (360, 240))
+_MAX_PEN = 7  # ink height / pen width at the thickest: thicker, and loops of 6, 8, 9 fill in
+
+
+@dataclass
+class WildSample:
+    """One test image, what it shows, and how it was made."""
+
+    image: Image.Image
+    label: str  # one digit ("7") or a digit string ("2024")
+    condition: str
+    touching: bool = False  # digits of a number whose ink touches (never, for now)
+    source: str = ""  # "mnist:<index>[,<index>...]" or the font file's name
+
+
+def _rng(seed: int, condition: str, *keys: int) -> np.random.Generator:
+    return np.random.default_rng([seed, zlib.crc32(condition.encode()), *keys])
+
+
+# ---------------------------------------------------------------- pages
+
+
+def _blend(page: np.ndarray, alpha: np.ndarray, top: int, left: int, ink: Any) -> None:
+    """Lay ink of colour `ink` with coverage `alpha` onto `page` (H×W×C floats), in place."""
+    region = page[top : top + alpha.shape[0], left : left + alpha.shape[1]]
+    a = alpha[..., None]
+    region[:] = region * (1 - a) + np.asarray(ink, dtype=np.float32) * a
+
+
+def _place(rng: np.random.Generator, page: np.ndarray, alpha: np.ndarray, ink: Any) -> None:
+    """Blend `alpha` at a random position where it fits whole (often off-centre)."""
+    top = int(rng.integers(0, page.shape[0] - alpha.shape[0] + 1))
+    left = int(rng.integers(0, page.shape[1] - alpha.shape[1] + 1))
+    _blend(page, alpha, top, left, ink)
+
+
+def _to_image(page: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(np.round(page), 0, 255).astype(np.uint8))
+
+
+def _pen_on_page(
+    rng: np.random.Generator, digit: np.ndarray, size: tuple[int, int],
+    fraction: tuple[float, float], tilt: float, width: float = 0.0, relative: float = 0.0,
+) -> np.ndarray:
+    """A pen mask whose ink is `fraction` of the page height and fits the page width.
+
+    The pen is `width` pixels wide, or else `relative` times the ink height.
+    """
+    w, h = size
+    height = h * rng.uniform(*fraction)
+    width = width or relative * height
+    pen = min(width, height / _MAX_PEN)
+    return redraw_with_pen(digit, height, pen, rng.uniform(-tilt, tilt), rng.uniform(-0.2, 0.2),
+                           max_width=0.95 * w)
+
+
+# ---------------------------------------------------------------- conditions
+
+
+def _canvas(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
+    """A mouse/touch canvas: thick strokes, black/white or transparent, anywhere on it."""
+    w, h = CANVAS_SIZES[int(rng.integers(len(CANVAS_SIZES)))]
+    alpha = _pen_on_page(rng, digit, (w, h), (0.22, 0.88), 5, width=rng.uniform(6, 20))
+    scheme = rng.choice(["white-on-black", "black-on-white", "transparent"])
+    if scheme == "transparent":  # a web canvas's toDataURL(): clear background, opaque ink
+        page = np.zeros((h, w, 1), np.float32)
+        _place(rng, page, alpha, 255.0)
+        ink = np.zeros((h, w, 3), np.float32) + (255.0 if rng.random() < 0.2 else 0.0)
+        return _to_image(np.concatenate([ink, page], axis=2))
+    light = 255.0 if scheme == "black-on-white" else 0.0
+    page = np.full((h, w, 3), light, np.float32)
+    _place(rng, page, alpha, 255.0 - light)
+    return _to_image(page)
+
+
+def _paper(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
+    """Dark or blue-black ink on white paper, scanned: moderate pen, a little rotation."""
+    w, h = (int(v) for v in rng.integers(240, 721, size=2))
+    alpha = _pen_on_page(rng, digit, (w, h), (0.3, 0.8), 10, relative=rng.uniform(0.05, 0.1))
+    page = np.full((h, w, 3), rng.uniform(238, 255), np.float32)
+    blue_black = rng.random() < 0.4
+    ink = (20, 30, rng.uniform(80, 120)) if blue_black else (rng.uniform(10, 50),) * 3
+    _place(rng, page, alpha, ink)
+    return _to_image(page).filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.7)))
+
+
+def _lighting(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A brightness factor falling by 30-40% across the image, linearly or radially."""
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    if rng.random() < 0.5:
+        t = rng.uniform(0, 2 * np.pi)
+        g = xs * np.cos(t) + ys * np.sin(t)
+    else:
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        g = np.hypot(ys - cy, xs - cx)
+    g = (g - g.min()) / max(float(g.max() - g.min()), 1e-6)
+    return 1.0 - rng.uniform(0.3, 0.4) * g
+
+
+def _photo(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
+    """A phone photo of paper: grey, unevenly lit, colour cast, noisy, soft, JPEG-compressed."""
+    w, h = (int(v) for v in rng.integers(320, 801, size=2))
+    alpha = _pen_on_page(rng, digit, (w, h), (0.25, 0.7), 10, relative=rng.uniform(0.05, 0.1))
+    paper = rng.uniform(160, 215) * (1 + rng.uniform(-0.06, 0.06, size=3))
+    page = np.empty((h, w, 3), np.float32)
+    page[:] = paper
+    _place(rng, page, alpha, (rng.uniform(25, 70),) * 3)
+    page *= _lighting(rng, h, w)[..., None]
+    page += rng.normal(0, rng.uniform(3, 8), size=page.shape).astype(np.float32)
+    soft = _to_image(page).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.2)))
+    buffer = io.BytesIO()
+    soft.save(buffer, format="JPEG", quality=int(rng.integers(60, 86)))
+    decoded = Image.open(io.BytesIO(buffer.getvalue()))
+    decoded.load()
+    return decoded
+
+
+def _thin_pen(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
+    """A stylus or fine pen on a large, high-resolution canvas: 1-3 px strokes."""
+    w, h = (int(v) for v in rng.integers(800, 1201, size=2))
+    alpha = _pen_on_page(rng, digit, (w, h), (0.2, 0.8), 6, width=rng.uniform(1, 3))
+    page = np.full((h, w, 3), rng.uniform(230, 255), np.float32)
+    _place(rng, page, alpha, (rng.uniform(0, 60),) * 3)
+    return _to_image(page)
+
+
+_HANDWRITTEN = {"canvas": _canvas, "paper": _paper, "photo": _photo, "thin-pen": _thin_pen}
+
+
+# ---------------------------------------------------------------- printed digits
+
+
+def _printed(rng: np.random.Generator, digit: int, fonts: tuple[Path, ...]) -> WildSample:
+    """One digit typeset in a random font, size and place; dark on light or light on dark."""
+    path = fonts[int(rng.integers(len(fonts)))]
+    text = str(digit)
+    h = int(rng.integers(60, 401))
+    w = int(h * rng.uniform(0.6, 1.6))
+    ref = ImageFont.truetype(str(path), 100).getbbox(text)
+    size = max(8, round(100 * h * rng.uniform(0.3, 0.8) / max(ref[3] - ref[1], 1)))
+    font = ImageFont.truetype(str(path), size)
+    left, top, right, bottom = font.getbbox(text)
+    w = max(w, right - left + 4)
+    light, dark = rng.uniform(220, 255), rng.uniform(0, 60)
+    paper, ink = (light, dark) if rng.random() < 0.7 else (dark, light)
+    image = Image.new("RGB", (w, h), (round(paper),) * 3)
+    x = int(rng.integers(0, w - (right - left) + 1))
+    y = int(rng.integers(0, h - (bottom - top) + 1))
+    ImageDraw.Draw(image).text((x - left, y - top), text, font=font, fill=(round(ink),) * 3)
+    return WildSample(image, text, "printed", source=path.name)
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def _number_layout(
+    rng: np.random.Generator, masks: list[np.ndarray], h0: float, min_gap: int
+) -> tuple[list[tuple[int, int]], tuple[int, int]]:
+    """Top-left corners of each mask on one line, with gaps and jitter, and the page size."""
+    margin = [int(v) for v in rng.uniform(0.15, 1.0, size=4) * h0]  # left, top, right, bottom
+    lefts, x = [], margin[0]
+    for mask in masks:
+        lefts.append(x)
+        x += mask.shape[1] + int(rng.integers(min_gap, max(min_gap, int(0.5 * h0)) + 1))
+    centres = [-m.shape[0] / 2 + rng.uniform(-0.08, 0.08) * h0 for m in masks]
+    shift = margin[1] - min(centres)
+    tops = [int(round(c + shift)) for c in centres]
+    height = max(t + m.shape[0] for t, m in zip(tops, masks, strict=True)) + margin[3]
+    width = lefts[-1] + masks[-1].shape[1] + margin[2]
+    return list(zip(tops, lefts, strict=True)), (width, height)
+
+
+def _number(
+    rng: np.random.Generator, images: np.ndarray, labels: np.ndarray, n: int
+) -> WildSample:
+    """`n` MNIST digits by one "writer" (same pen, slant and look) left to right, not touching."""
+    picks = rng.choice(len(images), size=n, replace=n > len(images))
+    canvas_look = rng.random() < 0.5
+    h0 = rng.uniform(40, 110)
+    pen = rng.uniform(6, 14) if canvas_look else h0 * rng.uniform(0.05, 0.1)
+    tilt, slant = rng.uniform(-5, 5), rng.uniform(-0.2, 0.2)
+    masks = []
+    for k in picks:
+        h = h0 * rng.uniform(0.85, 1.15)
+        masks.append(redraw_with_pen(images[k], h, min(pen, h / _MAX_PEN),
+                                     tilt + rng.uniform(-3, 3), slant + rng.uniform(-0.05, 0.05)))
+    corners, (w, h) = _number_layout(rng, masks, h0, min_gap=max(4, round(0.1 * h0)))
+    if canvas_look:
+        paper = 255.0 if rng.random() < 0.5 else 0.0
+        ink: Any = 255.0 - paper
+    else:
+        paper, ink = rng.uniform(238, 255), (rng.uniform(10, 50),) * 3
+    page = np.full((h, w, 3), paper, np.float32)
+    for (top, left), mask in zip(corners, masks, strict=True):
+        _blend(page, mask, top, left, ink)
+    label = "".join(str(int(labels[k])) for k in picks)
+    source = "mnist:" + ",".join(str(int(k)) for k in picks)
+    return WildSample(_to_image(page), label, NUMBER, touching=False, source=source)
+
+
+# ---------------------------------------------------------------- public API
+
+
+def _as_arrays(images: torch.Tensor, labels: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images)
+    labs = np.asarray(labels.detach().cpu() if isinstance(labels, torch.Tensor) else labels)
+    if arr.ndim != 3 or arr.dtype != np.uint8 or len(arr) == 0 or len(arr) != len(labs):
+        raise ConfigError(f"need uint8 images N×H×W and N labels, not {arr.dtype} {arr.shape}, "
+                          f"{len(labs)} labels")
+    return arr, labs
+
+
+def render_condition(
+    condition: str, images: torch.Tensor, labels: torch.Tensor, count: int, seed: int
+) -> list[WildSample]:
+    """`count` samples of one condition from MNIST test `images` (uint8 N×28×28) and `labels`.
+
+    "printed" ignores the images and typesets the ten digits in turn; "number" is
+    `render_numbers` with its default lengths.
+    """
+    if condition == NUMBER:
+        return render_numbers(images, labels, count, seed)
+    if condition not in CONDITIONS:
+        raise ConfigError(f"unknown condition {condition!r}; choose from {CONDITIONS + (NUMBER,)}")
+    if condition == "printed":
+        fonts = digit_fonts()
+        if not fonts:
+            raise ConfigError("no font with digits found (not even matplotlib's)")
+        start = int(_rng(seed, condition).integers(10))
+        return [_printed(_rng(seed, condition, i), (start + i) % 10, fonts) for i in range(count)]
+    arr, labs = _as_arrays(images, labels)
+    order = _rng(seed, condition).permutation(len(arr))  # no digit repeats before all are used
+    samples = []
+    for i in range(count):
+        k = int(order[i % len(arr)])
+        image = _HANDWRITTEN[condition](_rng(seed, condition, i), arr[k])
+        samples.append(WildSample(image, str(int(labs[k])), condition, source=f"mnist:{k}"))
+    return samples
+
+
+def render_numbers(
+    images: torch.Tensor, labels: torch.Tensor, count: int, seed: int,
+    min_digits: int = 2, max_digits: int = 8,
+) -> list[WildSample]:
+    """`count` multi-digit strings of `min_digits`..`max_digits` non-touching MNIST digits."""
+    if not 1 <= min_digits <= max_digits:
+        raise ConfigError(f"need 1 <= min_digits <= max_digits, got {min_digits}, {max_digits}")
+    arr, labs = _as_arrays(images, labels)
+    samples = []
+    for i in range(count):
+        rng = _rng(seed, NUMBER, i)
+        samples.append(_number(rng, arr, labs, int(rng.integers(min_digits, max_digits + 1))))
+    return samples
+
+
+def make_wild_set(
+    images: torch.Tensor, labels: torch.Tensor, per_condition: int, seed: int
+) -> list[WildSample]:
+    """`per_condition` samples of every condition in CONDITIONS, then as many numbers."""
+    samples: list[WildSample] = []
+    for condition in (*CONDITIONS, NUMBER):
+        samples += render_condition(condition, images, labels, per_condition, seed)
+    return samples
+
+
+def save_wild_set(samples: list[WildSample], folder: Path) -> Path:
+    """Write each sample as a PNG (lossless: a photo keeps its JPEG artefacts) and manifest.json.
+
+    Returns the manifest's path.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for i, sample in enumerate(samples):
+        name = f"{i:05d}-{sample.condition}.png"
+        with atomic_path(folder / name) as tmp:
+            sample.image.save(tmp, format="PNG")
+        entries.append({"file": name, "label": sample.label, "condition": sample.condition,
+                        "touching": sample.touching, "source": sample.source})
+    manifest = folder / "manifest.json"
+    write_json(manifest, {"format": 1, "samples": entries})
+    return manifest
+
+
+def load_wild_set(folder: Path) -> list[WildSample]:
+    """Read back a folder written by `save_wild_set`."""
+    folder = Path(folder)
+    entries = json.loads((folder / "manifest.json").read_text())["samples"]
+    samples = []
+    for entry in entries:
+        with Image.open(folder / entry["file"]) as image:
+            image.load()
+            samples.append(WildSample(image.copy(), entry["label"], entry["condition"],
+                                      entry.get("touching", False), entry.get("source", "")))
+    return samples
