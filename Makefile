@@ -7,7 +7,7 @@ DIGITLAB := $(BIN)/digitlab
 DEMO_DIR ?= runs/demo
 DEMO_EPOCHS ?= 2
 
-.PHONY: setup data demo test lint bench clean
+.PHONY: setup data demo test lint bench default-model clean
 
 setup: $(VENV)/.installed data
 
@@ -24,14 +24,18 @@ demo: setup
 	$(DIGITLAB) evaluate $(DEMO_DIR)/best.pt --out $(DEMO_DIR)/evaluation
 	$(DIGITLAB) plot $(DEMO_DIR)
 	$(DIGITLAB) data samples --out $(DEMO_DIR)/samples
+	@echo "== the model just trained (plain MNIST, $(DEMO_EPOCHS) epochs) =="
 	$(DIGITLAB) classify $(DEMO_DIR)/samples --model $(DEMO_DIR)/best.pt --top-k 2
+	@echo "== the model shipped with digitlab (recipe robust) =="
+	$(DIGITLAB) classify $(DEMO_DIR)/samples --show $(DEMO_DIR)/show
 	@echo
 	@echo "Everything is in $(DEMO_DIR)/:"
 	@echo "  config.json, metrics.json       settings and measurements"
 	@echo "  best.pt, last.pt, mnist_cnn.pt  checkpoints (mnist_cnn.pt: the tutorial's format)"
 	@echo "  performance.png                 training loss and test accuracy"
 	@echo "  evaluation/                     report.json and confusion.png"
-	@echo "  samples/                        the images classified above"
+	@echo "  samples/                        user-style images made from MNIST test digits"
+	@echo "  show/                           what the shipped model saw and said, per image"
 
 test: setup
 	$(BIN)/python -m pytest
@@ -41,6 +45,11 @@ lint: $(VENV)/.installed
 
 bench: setup
 	$(BIN)/python benchmarks/pipeline_epoch.py
+
+# Regenerates the model shipped inside the package (src/digitlab/weights/default.pt + .json).
+default-model: setup
+	$(DIGITLAB) train --recipe robust --seed 1 --out runs/default-model --no-progress
+	$(DIGITLAB) pack runs/default-model/last.pt --out src/digitlab/weights/default.pt
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

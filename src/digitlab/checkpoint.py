@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,13 +16,14 @@ from torch import nn
 from digitlab import __version__
 from digitlab.data import MNIST
 from digitlab.errors import CheckpointError, DigitlabError
-from digitlab.files import atomic_path
+from digitlab.files import atomic_path, write_json
 from digitlab.models import create_model, list_models
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "digitlab-checkpoint"
 FORMAT_VERSION = 1
+DEFAULT_MODEL = Path(__file__).parent / "weights" / "default.pt"
 
 
 @dataclass
@@ -139,3 +141,34 @@ def load_model(
         raise
     except Exception as e:
         raise CheckpointError(f"{path}: cannot rebuild the model ({e})") from None
+
+
+def pack_checkpoint(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> dict[str, Any]:
+    """Write a slim copy of `source` for inference (no optimiser state or history) plus a
+    training record `<target>.json` (recipe, seed, accuracy, date, versions); return the record."""
+    checkpoint = load_checkpoint(source)
+    history = checkpoint.metrics.get("history", {})
+    slim = dataclasses.replace(
+        checkpoint,
+        state_dict={k: v.clone() for k, v in checkpoint.state_dict.items()},
+        optimizer_state=None, scheduler_state=None, rng_state=None,
+        metrics={k: v for k, v in checkpoint.metrics.items() if k != "history"},
+    )
+    save_checkpoint(target, slim)
+    epochs = history.get("epochs", [])
+    record = {
+        "file": Path(target).name,
+        "model": checkpoint.model_name,
+        "model_args": checkpoint.model_args,
+        "recipe": checkpoint.config.get("recipe"),
+        "seed": checkpoint.config.get("seed"),
+        "epochs": checkpoint.epoch,
+        "test_accuracy": checkpoint.metrics.get("accuracy"),
+        "train_seconds": round(sum(e.get("seconds", 0.0) for e in epochs), 1),
+        "trained_with": checkpoint.digitlab_version,
+        "torch": torch.__version__,
+        "packed": time.strftime("%Y-%m-%d"),
+        "bytes": Path(target).stat().st_size,
+    }
+    write_json(Path(target).with_suffix(".json"), record)
+    return record

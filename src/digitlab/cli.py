@@ -128,21 +128,43 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from digitlab.inference import Predictor, expand_inputs
+    from digitlab.inference import Predictor, classify_files, expand_inputs
 
-    if args.model is None:
-        raise DigitlabError("no model given: pass --model CHECKPOINT (a .pt from `digitlab train`)")
     predictor = Predictor.from_checkpoint(args.model)
-    results = predictor.classify_files(expand_inputs(args.images), args.top_k, args.preprocess)
+    results = classify_files(
+        predictor, expand_inputs(args.images), top_k=args.top_k, pipeline=args.preprocess,
+        min_confidence=args.min_confidence, number=args.number,
+        show_dir=Path(args.show) if args.show else None,
+    )
     if args.json:
         print(json.dumps(results, indent=2))
     for result in results:
         if "error" in result:
             print(f"digitlab: error: {result['error']}", file=sys.stderr)
         elif not args.json:
-            ranked = ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in result["top_k"])
-            print(f"{result['path']}: {result['label']} ({ranked})")
+            print(f"{result['path']}: {describe_result(result)}")
+    if args.show:
+        print(f"pictures in {args.show}/", file=sys.stderr)
     return 1 if any("error" in r for r in results) else 0
+
+
+def describe_result(result: dict) -> str:  # type: ignore[type-arg]
+    """One human line for a classify result."""
+    if "text" in result:
+        digits = " ".join(f"{d['label'] or '?'} {100 * d['confidence']:.0f}%" for d in result["digits"])
+        return f"{result['number'] or 'no number'} ({result['text']}: {digits})" if digits else "no digit"
+    if result["no_digit"]:
+        return f"no digit ({result.get('reason')})"
+    return ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in result["top_k"])
+
+
+def cmd_pack(args: argparse.Namespace) -> int:
+    from digitlab.checkpoint import pack_checkpoint
+
+    record = pack_checkpoint(args.checkpoint, args.out)
+    print(f"wrote {args.out} ({record['bytes'] / 1e6:.2f} MB, test accuracy "
+          f"{100 * (record['test_accuracy'] or 0):.2f}%) and its training record")
+    return 0
 
 
 # ---------------------------------------------------------------- parser
@@ -155,6 +177,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (got {value})")
     return value
 
 
@@ -200,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=("fetch", "verify", "info", "stats", "samples"))
     p.add_argument("--dataset", default="mnist", help="data set (default: mnist)")
     p.add_argument("--out", default="samples", help="samples: output folder")
-    p.add_argument("--per-class", type=positive_int, default=1, help="samples: images per class")
+    p.add_argument("--per-class", type=positive_int, default=1,
+                   help="samples: images per class and condition")
     add_data_args(p)
 
     p = command("train", cmd_train, "train a model and write a run folder")
@@ -220,12 +250,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     p.add_argument("--out", metavar="PNG", help="output file (default: <first run>/performance.png)")
 
+    p = command("pack", cmd_pack, "write a slim inference copy of a checkpoint + training record")
+    p.add_argument("checkpoint", help="a .pt from `digitlab train`")
+    p.add_argument("--out", required=True, metavar="PT", help="where to write the slim .pt")
+
     p = command("classify", cmd_classify, "read the digit in each image")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="files, folders or globs")
-    p.add_argument("--model", metavar="CHECKPOINT", help="a .pt from `digitlab train`")
+    p.add_argument("--model", metavar="CHECKPOINT",
+                   help="a .pt from `digitlab train` (default: the model shipped with digitlab)")
     p.add_argument("--top-k", type=positive_int, default=1, help="show the K likeliest classes")
     p.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
-    p.add_argument("--preprocess", default="naive", choices=("naive",), help="image pipeline")
+    p.add_argument("--preprocess", default="robust", choices=("robust", "naive"),
+                   help="robust (default) or naive: the tutorial's squash-to-28×28")
+    p.add_argument("--min-confidence", type=probability, default=0.5, metavar="P",
+                   help="below this the answer is 'no digit' (default 0.5)")
+    p.add_argument("--number", action="store_true", help="read a number: several digits in a row")
+    p.add_argument("--show", nargs="?", const="classify-show", metavar="DIR",
+                   help="write a picture per input (default folder: classify-show)")
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Classify images with a trained model: load once, batch, report per input."""
+"""Read digits and numbers from images with a trained model: load once, batch, report per input."""
 
 from __future__ import annotations
 
@@ -6,16 +6,39 @@ import glob
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
-from digitlab.checkpoint import Checkpoint, load_model
-from digitlab.errors import DigitlabError
+from digitlab.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
+from digitlab.errors import CheckpointError, DigitlabError
 from digitlab.preprocess import DEFAULT_PIPELINE, IMAGE_SUFFIXES, load_image, preprocess
 
 logger = logging.getLogger(__name__)
+
+MIN_CONFIDENCE = 0.5
+
+
+@dataclass
+class Reading:
+    """What the model read in one image (or one digit of a number)."""
+
+    probabilities: torch.Tensor | None  # None when there was no ink to classify
+    pixels: torch.Tensor  # the 28×28 the model saw
+    steps: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None  # why there is no digit, if there is none
+    box: list[int] | None = None
+
+    @property
+    def digit(self) -> int | None:
+        return None if self.reason or self.probabilities is None else int(self.probabilities.argmax())
+
+    @property
+    def confidence(self) -> float:
+        return float(self.probabilities.max()) if self.probabilities is not None else 0.0
 
 
 class Predictor:
@@ -25,7 +48,14 @@ class Predictor:
         self.model, self.checkpoint, self.device = model, checkpoint, device
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike[str], device: str = "cpu") -> Predictor:
+    def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Predictor:
+        """Load `path`, or the model shipped inside the package when `path` is None."""
+        if path is None:
+            if not DEFAULT_MODEL.is_file():
+                raise CheckpointError(
+                    "this install has no packaged model; pass --model CHECKPOINT or run `make default-model`"
+                )
+            path = DEFAULT_MODEL
         model, checkpoint = load_model(path, device)
         return cls(model, checkpoint, torch.device(device))
 
@@ -38,41 +68,74 @@ class Predictor:
         """Class probabilities for N×28×28 (or 28×28) images scaled to [0, 1]."""
         if pixels.dim() == 2:
             pixels = pixels.unsqueeze(0)
+        if len(pixels) == 0:
+            return torch.zeros(0, len(self.classes))
         x = pixels.to(self.device, torch.float32).unsqueeze(1)
         x = (x - self.checkpoint.mean) / self.checkpoint.std
         return self.model(x).exp().cpu()
 
-    def describe(self, path: str, probabilities: torch.Tensor, top_k: int) -> dict[str, Any]:
-        values, indices = probabilities.topk(min(top_k, len(probabilities)))
-        best = int(indices[0])
-        return {
-            "path": path,
-            "digit": best,
-            "label": self.classes[best],
-            "confidence": round(float(values[0]), 6),
-            "probabilities": [round(float(p), 6) for p in probabilities],
-            "top_k": [
+    def read_digits(
+        self, images: Sequence[Image.Image], pipeline: str = DEFAULT_PIPELINE,
+        min_confidence: float = MIN_CONFIDENCE,
+    ) -> list[Reading]:
+        """One reading per image, classified as one batch; no ink or low confidence → no digit."""
+        prepared = [preprocess(image, pipeline) for image in images]
+        inked = [i for i, p in enumerate(prepared) if p.has_ink]
+        probabilities = self.predict(torch.stack([prepared[i].pixels for i in inked])) if inked else []
+        readings = [
+            Reading(None, p.pixels, p.steps, reason=p.steps.get("reason", "no ink")) for p in prepared
+        ]
+        for i, probs in zip(inked, probabilities, strict=True):
+            readings[i] = self._judge(probs, prepared[i].pixels, prepared[i].steps, min_confidence)
+        return readings
+
+    def read_number(self, image: Image.Image, min_confidence: float = MIN_CONFIDENCE) -> list[Reading]:
+        """The digits of a handwritten number, left to right (empty when there is no ink)."""
+        from digitlab.numbers import segment_number
+
+        segmentation = segment_number(image)
+        probabilities = self.predict(segmentation.pixels)
+        return [
+            self._judge(probs, crop.pixels, {}, min_confidence, crop.box)
+            for crop, probs in zip(segmentation.digits, probabilities, strict=True)
+        ]
+
+    def _judge(self, probs, pixels, steps, min_confidence, box=None) -> Reading:  # type: ignore[no-untyped-def]
+        reason = None
+        if float(probs.max()) < min_confidence:
+            reason = f"confidence {float(probs.max()):.2f} is below {min_confidence:.2f}"
+        return Reading(probs, pixels, steps, reason=reason, box=box)
+
+    def describe(self, reading: Reading, top_k: int = 1) -> dict[str, Any]:
+        """A JSON-ready description of `reading`."""
+        result: dict[str, Any] = {
+            "digit": reading.digit,
+            "label": self.classes[reading.digit] if reading.digit is not None else None,
+            "confidence": round(reading.confidence, 6),
+            "no_digit": reading.digit is None,
+        }
+        if reading.reason:
+            result["reason"] = reading.reason
+        if reading.box is not None:
+            result["box"] = reading.box
+        if reading.probabilities is not None:
+            values, indices = reading.probabilities.topk(min(top_k, len(reading.probabilities)))
+            result["probabilities"] = [round(float(p), 6) for p in reading.probabilities]
+            result["top_k"] = [
                 {"digit": int(i), "label": self.classes[int(i)], "probability": round(float(v), 6)}
                 for v, i in zip(values, indices, strict=True)
-            ],
-        }
+            ]
+        return result
 
-    def classify_files(
-        self, paths: Sequence[str], top_k: int = 1, pipeline: str = DEFAULT_PIPELINE
-    ) -> list[dict[str, Any]]:
-        """One result per path, in order; a bad file gets an `error` entry, others go on."""
-        results: list[dict[str, Any]] = [{} for _ in paths]
-        good: list[tuple[int, torch.Tensor]] = []
-        for i, path in enumerate(paths):
-            try:
-                good.append((i, preprocess(load_image(path), pipeline).pixels))
-            except DigitlabError as e:
-                results[i] = {"path": str(path), "error": str(e)}
-        if good:
-            probabilities = self.predict(torch.stack([p for _, p in good]))
-            for (i, _), probs in zip(good, probabilities, strict=True):
-                results[i] = self.describe(str(paths[i]), probs, top_k)
-        return results
+    def describe_number(self, readings: Sequence[Reading], top_k: int = 1) -> dict[str, Any]:
+        text = "".join(self.classes[r.digit] if r.digit is not None else "?" for r in readings)
+        return {
+            "number": text if readings and "?" not in text else None,
+            "text": text,
+            "no_digit": not readings,
+            "confidence": round(min((r.confidence for r in readings), default=0.0), 6),
+            "digits": [self.describe(r, top_k) for r in readings],
+        }
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[str]:
@@ -93,3 +156,75 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
         else:
             found.append(item)
     return found
+
+
+def load_images(paths: Sequence[str]) -> list[Image.Image | DigitlabError]:
+    """Each path's image, or the error that says why it cannot be read."""
+    images: list[Image.Image | DigitlabError] = []
+    for path in paths:
+        try:
+            images.append(load_image(path))
+        except DigitlabError as e:
+            images.append(e)
+    return images
+
+
+def classify_files(
+    predictor: Predictor,
+    paths: Sequence[str],
+    *,
+    top_k: int = 1,
+    pipeline: str = DEFAULT_PIPELINE,
+    min_confidence: float = MIN_CONFIDENCE,
+    number: bool = False,
+    show_dir: Path | None = None,
+) -> list[dict[str, Any]]:
+    """One JSON-ready result per path, in order; an unreadable file gets an `error` entry only."""
+    images = load_images(paths)
+    good = [i for i, image in enumerate(images) if isinstance(image, Image.Image)]
+    readings: dict[int, list[Reading]] = {}
+    if number:
+        readings = {i: predictor.read_number(images[i], min_confidence) for i in good}  # type: ignore[arg-type]
+    else:
+        batch = predictor.read_digits([images[i] for i in good], pipeline, min_confidence)  # type: ignore[misc]
+        readings = {i: [reading] for i, reading in zip(good, batch, strict=True)}
+    results: list[dict[str, Any]] = []
+    for i, path in enumerate(paths):
+        image = images[i]
+        if not isinstance(image, Image.Image):
+            results.append({"path": str(path), "error": str(image)})
+            continue
+        if number:
+            result = {"path": str(path), **predictor.describe_number(readings[i], top_k)}
+        else:
+            reading = readings[i][0]
+            result = {"path": str(path), **predictor.describe(reading, top_k), "preprocess": reading.steps}
+        if show_dir is not None:
+            result["show"] = str(write_show(predictor, image, readings[i], result, show_dir, i))
+        results.append(result)
+    return results
+
+
+def write_show(
+    predictor: Predictor, image: Image.Image, readings: Sequence[Reading], result: dict[str, Any],
+    folder: Path, index: int,
+) -> Path:
+    """Save the picture `classify --show` promises: original, 28×28 seen, probability bars."""
+    import numpy as np
+
+    from digitlab.plots import plot_prediction, save_figure
+
+    answer = result.get("text") if "text" in result else result.get("label")
+    title = f"{Path(result['path']).name}: {answer if answer else 'no digit'}"
+    if result.get("reason"):
+        title += f" ({result['reason']})"
+    shown = [r for r in readings if r.probabilities is not None]
+    fig = plot_prediction(
+        np.asarray(image.convert("RGB")),
+        [r.pixels.numpy() for r in shown],
+        [r.probabilities.tolist() for r in shown],  # type: ignore[union-attr]
+        predictor.classes, title, boxes=[r.box for r in shown if r.box is not None],
+    )
+    path = folder / f"{index:04d}-{Path(result['path']).stem}.png"
+    save_figure(fig, path)
+    return path

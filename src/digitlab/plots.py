@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 
 import matplotlib
+import matplotlib.patches
 
 matplotlib.use("Agg")
 
@@ -76,3 +77,37 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> No
     """Save `fig` as PNG atomically."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
+
+
+def plot_prediction(
+    original: np.ndarray,
+    seen: Sequence[np.ndarray],
+    probabilities: Sequence[Sequence[float]],
+    classes: Sequence[str],
+    title: str,
+    boxes: Sequence[Sequence[int]] = (),
+) -> Figure:
+    """What the model was given and what it said: the original (with digit boxes, if any),
+    each 28×28 input the model saw, and its class probabilities as bars."""
+    n = max(len(seen), 1)
+    fig = Figure(figsize=(3.2 + 2.2 * n, 4.2), layout="constrained")
+    grid = fig.add_gridspec(2, n + 1, height_ratios=[3, 2], width_ratios=[1.6] + [1] * n)
+    ax = fig.add_subplot(grid[:, 0])
+    ax.imshow(original, cmap="gray" if original.ndim == 2 else None)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        ax.add_patch(matplotlib.patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,
+                                                  edgecolor="tab:red", lw=1.5))
+        ax.text(x0, y0, str(i + 1), color="tab:red", va="bottom", fontsize=8)
+    ax.set(title="input", xticks=[], yticks=[])
+    for i, (pixels, probs) in enumerate(zip(seen, probabilities, strict=True)):
+        top = fig.add_subplot(grid[0, i + 1])
+        top.imshow(pixels, cmap="gray", vmin=0, vmax=1)
+        best = int(np.argmax(probs))
+        top.set(title=f"model saw → {classes[best]}", xticks=[], yticks=[])
+        bars = fig.add_subplot(grid[1, i + 1])
+        colours = ["tab:blue" if k == best else "tab:gray" for k in range(len(probs))]
+        bars.bar(range(len(probs)), probs, color=colours)
+        bars.set_xticks(range(len(probs)), classes, fontsize=7)
+        bars.set_ylim(0, 1)
+    fig.suptitle(title, fontsize=10)
+    return fig

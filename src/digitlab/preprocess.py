@@ -1,20 +1,47 @@
-"""User image → the 28×28 tensor a model sees. One named pipeline, swapped in one place."""
+"""User image → the 28×28 tensor a model sees, made the way MNIST was made.
+
+`ink_map` turns any photo or drawing into an ink-bright float map (polarity, lighting
+and specks dealt with); `normalise_digit` crops, scales and centres one digit of it.
+`numbers.py` reuses both for multi-digit images. Decoding files lives in `images.py`;
+its names are re-exported here for existing callers.
+"""
 
 from __future__ import annotations
 
-import os
+import logging
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
+from scipy import ndimage
 
-from digitlab.errors import ImageError
+from digitlab.errors import ConfigError
+from digitlab.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageSource, load_image, to_grayscale
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+__all__ = [  # the first five are re-exported from digitlab.images
+    "IMAGE_SUFFIXES", "MAX_PIXELS", "ImageSource", "load_image", "to_grayscale",
+    "CANVAS", "DEFAULT_PIPELINE", "EIGHT", "PIPELINES", "WORK_SIZE", "Prepared", "ink_box",
+    "ink_map", "normalise_digit", "preprocess", "preprocess_naive", "preprocess_robust",
+    "to_original",
+]
 
+logger = logging.getLogger(__name__)
+
+WORK_SIZE = 768  # longest side we analyse at: 8 digits in a row still get ~90 px each
+BACKGROUND_SIZE = 64  # shorter side of the copy the lighting is estimated on
+DIGIT_SIZE, CANVAS, CENTRE = 20, 28, 14.0  # MNIST: 20-px box, 28-px field, mass at (14, 14)
+MIN_STROKE, TARGET_STROKE = 1.8, 2.5  # output pixels; MNIST: median 2.56, 10th pct 2.1
+SPECK_FRACTION = 0.02  # components smaller than this share of the largest are specks
+MIN_CONTRAST = 0.08
+MIN_INK_PIXELS, MIN_INK_FRACTION, MAX_INK_FRACTION = 10, 0.001, 0.5
+MIN_ELONGATION, SMALL_INK_FRACTION = 2.5, 0.02  # a digit is longer than 2.5 stroke widths
+MIN_COHERENCE = 0.25  # iid noise scores 1/9, a 1-px line 1/3 (see _coherence)
+EIGHT = np.ones((3, 3), dtype=bool)
+BINS = 1024  # histogram resolution for quantiles and Otsu
+MID_SIZE = 4 * DIGIT_SIZE  # digits are measured and thickened at this size, then averaged down
 
 @dataclass
 class Prepared:
@@ -22,34 +49,273 @@ class Prepared:
 
     pixels: torch.Tensor
     steps: dict[str, Any] = field(default_factory=dict)
-
-
-def load_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open an image file fully, or raise ImageError saying why it cannot be read."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such file")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            return image.copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path}: not a readable image ({e})") from None
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: image too large ({e})") from None
+    has_ink: bool = True
 
 
 def preprocess_naive(image: Image.Image) -> Prepared:
     """The tutorial's way: grayscale, squash to 28×28, assume white ink on black."""
-    gray = image.convert("L").resize((28, 28), Image.Resampling.BILINEAR)
+    gray = image.convert("L").resize((CANVAS, CANVAS), Image.Resampling.BILINEAR)
     pixels = torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)
     return Prepared(pixels=pixels, steps={"pipeline": "naive", "size": list(image.size)})
 
 
-PIPELINES = {"naive": preprocess_naive}
-DEFAULT_PIPELINE = "naive"
+def preprocess_robust(image: Image.Image) -> Prepared:
+    """Find the ink whatever the polarity, lighting or format; crop, scale, centre as MNIST."""
+    ink, info = ink_map(image)
+    steps: dict[str, Any] = {"pipeline": "robust", **info, "ink_box": None, "scale": None}
+    if not info["has_ink"]:
+        return Prepared(torch.zeros(CANVAS, CANVAS), steps, has_ink=False)
+    box = ink_box(ink)
+    assert box is not None  # has_ink guarantees some ink
+    pixels, details = _normalise(ink[box[1] : box[3], box[0] : box[2]])
+    steps.update(details, ink_box=to_original(box, info), scale=details["scale"] * info["work_scale"])
+    return Prepared(pixels, steps)
+
+
+def ink_map(image: Image.Image) -> tuple[np.ndarray, dict[str, Any]]:
+    """Ink-bright floats in [0, 1] at working resolution (≤ WORK_SIZE), plus what was found.
+
+    The info dict: size, work_scale (working / original pixels), inverted, threshold,
+    contrast, has_ink and, when there is none, reason.
+    """
+    gray, work_scale = _working_gray(image)
+    inverted = _is_dark_on_light(gray)
+    ink = 1.0 - gray if inverted else gray
+    flat = np.clip(ink - _background(ink), 0.0, None)
+    mask, levels = _threshold(flat)
+    mask = _drop_specks(mask)
+    reason = _why_no_ink(mask, levels["contrast"])
+    info: dict[str, Any] = {
+        "size": list(image.size), "work_scale": work_scale, "inverted": inverted,
+        "threshold": round(levels["threshold"], 4), "contrast": round(levels["contrast"], 4),
+        "has_ink": not reason,
+    }
+    if reason:
+        info["reason"] = reason
+        return np.zeros_like(flat), info
+    low = levels["median"]
+    high = _quantile(_histogram(flat[mask], levels["top"]), 0.9) * levels["top"] / (BINS - 1)
+    # Keep the anti-aliased rim around the mask, zero everything else (texture, specks).
+    near = ndimage.maximum_filter(mask.view(np.uint8), size=3).view(bool)
+    scaled = np.clip((flat - low) / max(high - low, 1e-6), 0, 1)
+    return np.where(near, scaled, 0).astype(np.float32), info
+
+
+def normalise_digit(ink: np.ndarray) -> torch.Tensor:
+    """One digit's ink-bright map → 28×28: cropped, thickened if thin, 20 px, mass-centred."""
+    box = ink_box(ink)
+    if box is None:
+        return torch.zeros(CANVAS, CANVAS)
+    return _normalise(ink[box[1] : box[3], box[0] : box[2]])[0]
+
+
+def ink_box(ink: np.ndarray, level: float = 1 / 255) -> list[int] | None:
+    """[x0, y0, x1, y1] (x1, y1 exclusive) around values above `level`, or None."""
+    rows, cols = np.flatnonzero((ink > level).any(axis=1)), np.flatnonzero((ink > level).any(axis=0))
+    if rows.size == 0:
+        return None
+    return [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
+
+
+def to_original(box: list[int], info: dict[str, Any]) -> list[int]:
+    """A working-resolution box in the original image's pixels (rounded outwards, clipped)."""
+    s, (w, h) = info["work_scale"], info["size"]
+    return [max(0, math.floor(box[0] / s)), max(0, math.floor(box[1] / s)),
+            min(w, math.ceil(box[2] / s)), min(h, math.ceil(box[3] / s))]
+
+
+def _working_gray(image: Image.Image) -> tuple[np.ndarray, float]:
+    """Grayscale at ≤ WORK_SIZE; 8-bit modes are shrunk by PIL first, far cheaper than floats."""
+    factor = WORK_SIZE / max(image.size)
+    if factor < 1 and image.mode in ("1", "P", "PA"):
+        image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "L")
+    if factor < 1 and image.mode in ("L", "RGB", "RGBA", "LA", "CMYK"):
+        size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
+        return to_grayscale(image.resize(size, Image.Resampling.BOX)), size[0] / image.width
+    return _shrink(to_grayscale(image), factor)
+
+
+def _shrink(values: np.ndarray, factor: float) -> tuple[np.ndarray, float]:
+    """Area-average down by `factor` (never up); return the array and the factor used."""
+    if factor >= 1:
+        return values, 1.0
+    h, w = values.shape
+    small = _resize(values, (max(1, round(h * factor)), max(1, round(w * factor))))
+    return small, small.shape[1] / w
+
+
+def _resize(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resample to `shape` (rows, cols): area averaging down, bilinear up."""
+    down = shape[0] * shape[1] < values.size
+    resample = Image.Resampling.BOX if down else Image.Resampling.BILINEAR
+    image = Image.fromarray(values.astype(np.float32)).resize(shape[::-1], resample)
+    return np.asarray(image, dtype=np.float32)
+
+
+def _histogram(values: np.ndarray, top: float) -> np.ndarray:
+    """BINS-bin histogram of values in [0, top]: quantiles and Otsu without sorting."""
+    index = (values * ((BINS - 1) / max(top, 1e-12))).astype(np.intp).ravel()
+    return np.bincount(np.clip(index, 0, BINS - 1), minlength=BINS)
+
+
+def _quantile(hist: np.ndarray, q: float) -> int:
+    cdf = np.cumsum(hist)
+    return int(np.searchsorted(cdf, q * cdf[-1]))
+
+
+def _is_dark_on_light(gray: np.ndarray) -> bool:
+    """Paper is the majority: a light median means dark ink; mid-grey, the longer tail is ink."""
+    hist = _histogram(gray, 1.0)
+    background = _quantile(hist, 0.5) / (BINS - 1)
+    if abs(background - 0.5) > 0.15:
+        return background > 0.5
+    low, high = _quantile(hist, 0.005) / (BINS - 1), _quantile(hist, 0.995) / (BINS - 1)
+    return background - low > high - background
+
+
+def _background(ink: np.ndarray) -> np.ndarray:
+    """Slowly varying paper level (shadows, vignetting): a wide grey opening, on a small copy."""
+    small, factor = _shrink(ink, BACKGROUND_SIZE / min(ink.shape))
+    k = max(3, min(small.shape) // 3)  # wider than any stroke, so strokes are opened away
+    level = ndimage.uniform_filter(ndimage.grey_opening(small, size=(k, k)), size=k)
+    return level if factor == 1.0 else _resize(level, ink.shape)
+
+
+def _threshold(flat: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+    """Otsu, but never inside the noise and never above half the ink's contrast."""
+    top = float(flat.max())
+    hist = _histogram(flat, top)
+    unit = top / (BINS - 1)
+    median = _quantile(hist, 0.5)
+    deviation = np.bincount(np.abs(np.arange(BINS) - median), weights=hist, minlength=BINS)
+    noise = 1.4826 * _quantile(deviation, 0.5) * unit
+    contrast = (_quantile(hist, 0.9995) - median) * unit
+    threshold = min(max(_otsu(hist) * unit, median * unit + 3 * noise),
+                    median * unit + 0.5 * contrast)
+    levels = {"threshold": threshold, "contrast": contrast, "median": median * unit, "top": top}
+    return flat > threshold, levels
+
+
+def _otsu(hist: np.ndarray) -> int:
+    """The bin that best splits `hist` in two (maximal between-class variance)."""
+    weight = np.cumsum(hist).astype(np.float64)
+    mass = np.cumsum(hist * np.arange(BINS, dtype=np.float64))
+    total_w, total_m = weight[-1], mass[-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (total_m * weight - mass * total_w) ** 2 / (weight * (total_w - weight))
+    return int(np.argmax(np.nan_to_num(between, nan=-1.0, posinf=-1.0)))
+
+
+def _drop_specks(mask: np.ndarray) -> np.ndarray:
+    labels, count = ndimage.label(mask, structure=EIGHT)
+    if count == 0:
+        return mask
+    areas = np.bincount(labels.ravel())
+    areas[0] = 0
+    keep = areas >= max(2.0, SPECK_FRACTION * areas.max())
+    keep[0] = False
+    return keep[labels]
+
+
+def _coherence(mask: np.ndarray) -> float:
+    """Variance left after a 3×3 mean over the mask's variance: 1/9 for iid noise, ≥1/3 for lines."""
+    m = mask.astype(np.float32)
+    p = float(m.mean())
+    if p in (0.0, 1.0):
+        return 0.0
+    smooth = ndimage.uniform_filter(m, size=3, mode="constant")
+    return float(((smooth - p) ** 2).mean() / (p * (1 - p)))
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+    """Typical stroke width in a binary mask, from how deep inside the ink its pixels lie."""
+    mask = np.pad(mask, 1)  # to EDT the array's edge is not paper unless padded
+    depth = ndimage.distance_transform_edt(mask)[mask]
+    # Depths across a stroke of width w run 1..w/2, so their mean is (w/2 + 1) / 2.
+    return 4.0 * float(depth.mean()) - 2.0 if depth.size else 0.0
+
+
+def _why_no_ink(mask: np.ndarray, contrast: float) -> str | None:
+    area = int(mask.sum())
+    if contrast < MIN_CONTRAST:
+        return "contrast too low"
+    if area < max(MIN_INK_PIXELS, MIN_INK_FRACTION * mask.size):
+        return "too little ink"
+    if area > MAX_INK_FRACTION * mask.size:
+        return "ink covers most of the image"
+    if _coherence(mask) < MIN_COHERENCE:
+        return "no strokes, only noise"
+    if area < SMALL_INK_FRACTION * mask.size:  # only small ink can be a lone dot; skip the EDT
+        box = ink_box(mask)
+        assert box is not None
+        blob = mask[box[1] : box[3], box[0] : box[2]]
+        if max(blob.shape) < MIN_ELONGATION * _stroke_width(blob):
+            return "only a dot, no strokes"
+    return None
+
+
+def _normalise(crop: np.ndarray) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A tightly cropped digit → 28×28 tensor, and the stroke width, thickening and scale used."""
+    crop = crop / max(float(crop.max()), 1e-6)
+    mid, factor = _shrink(crop, MID_SIZE / max(crop.shape))
+    # Max-pool-like footprint: every mid pixel a stroke touches, so thin lines stay connected.
+    touched = _resize((crop > 0.5).astype(np.float32), mid.shape) > 0.05
+    mid, width, grow = _thicken(mid / max(float(mid.max()), 1e-6), touched)
+    scale = DIGIT_SIZE / max(mid.shape)
+    out = _place(mid, scale)
+    details = {"stroke_width": round(width * scale, 2), "thickened_by": round(grow / factor, 2),
+               "scale": scale * factor}
+    return torch.from_numpy(out), details
+
+
+def _place(mid: np.ndarray, scale: float) -> np.ndarray:
+    """Resample by `scale` straight into the 28×28 field with the mass at (14, 14), sub-pixel.
+
+    Integer shifts (as MNIST did) move thin strokes by up to half a pixel, so the same
+    digit drawn twice would not line up; resampling at the fractional offset does.
+    """
+    h, w = mid.shape
+    rows, cols = max(1, round(h * scale)), max(1, round(w * scale))
+    sy, sx = rows / h, cols / w
+    com_y, com_x = ndimage.center_of_mass(mid)
+    top, left = CENTRE - ((com_y + 0.5) * sy - 0.5), CENTRE - ((com_x + 0.5) * sx - 0.5)
+    fy, fx = top - math.floor(top), left - math.floor(left)
+    py, px = math.ceil(1 / sy) + 1, math.ceil(1 / sx) + 1  # PIL's box must stay inside
+    box = (px - fx / sx, py - fy / sy, px + (cols + 1 - fx) / sx, py + (rows + 1 - fy) / sy)
+    resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+    padded = Image.fromarray(np.pad(mid, ((py, py), (px, px))).astype(np.float32))
+    digit = np.clip(np.asarray(padded.resize((cols + 1, rows + 1), resample, box=box)), 0, None)
+    out = np.zeros((CANVAS, CANVAS), np.float32)
+    t, le = math.floor(top), math.floor(left)
+    y0, x0, y1, x1 = max(t, 0), max(le, 0), min(t + rows + 1, CANVAS), min(le + cols + 1, CANVAS)
+    out[y0:y1, x0:x1] = digit[y0 - t : y1 - t, x0 - le : x1 - le]
+    return out / max(float(out.max()), 1e-6)
+
+
+def _thicken(mid: np.ndarray, touched: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Dilate strokes that would end up thinner than MNIST's (a fine pen on a big photo)."""
+    width = _stroke_width(mid > 0.5)
+    longest = max(mid.shape)
+    if width * DIGIT_SIZE / longest >= MIN_STROKE:
+        return mid, width, 0.0
+    # Grow by r so that (width + 2r) · 20 / (longest + 2r) reaches TARGET_STROKE.
+    ratio = TARGET_STROKE / DIGIT_SIZE
+    grow = (ratio * longest - width) / (2 * (1 - ratio))
+    pad = math.ceil(grow) + 1
+    distance = ndimage.distance_transform_edt(~np.pad(touched, pad))
+    grown = np.maximum(np.pad(mid, pad), np.clip(grow + 0.5 - distance, 0, 1)).astype(np.float32)
+    box = ink_box(grown)
+    assert box is not None
+    return grown[box[1] : box[3], box[0] : box[2]], width + 2 * grow, grow
+
+
+PIPELINES = {"naive": preprocess_naive, "robust": preprocess_robust}
+DEFAULT_PIPELINE = "robust"
 
 
 def preprocess(image: Image.Image, pipeline: str = DEFAULT_PIPELINE) -> Prepared:
     """Run the named preprocessing pipeline on `image`."""
+    if pipeline not in PIPELINES:
+        raise ConfigError(f"unknown preprocessing pipeline {pipeline!r}; "
+                          f"choose from {', '.join(PIPELINES)}")
     return PIPELINES[pipeline](image)

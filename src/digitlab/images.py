@@ -1,0 +1,92 @@
+"""A file, bytes or stream → a PIL image, and a PIL image of any mode → grayscale floats.
+
+`load_image` refuses what is not a safe, readable image with one-line `ImageError`s;
+`to_grayscale` copes with every mode PIL decodes to (16-bit, float, palette, transparency).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from digitlab.errors import ImageError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompression bombs)
+
+ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO
+
+
+def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
+    """Decode a file, bytes or binary stream (first frame, EXIF-upright) or raise ImageError.
+
+    `name` labels error messages for bytes and streams (e.g. an upload's filename).
+    """
+    if isinstance(source, (bytes, bytearray)):
+        label, stream = name or "<bytes>", io.BytesIO(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        label, stream = name or str(path), path
+        if not path.is_file():
+            raise ImageError(f"{label}: no such file")
+    else:
+        label, stream = name or str(getattr(source, "name", "<stream>")), source
+    try:
+        with warnings.catch_warnings():
+            # We enforce our own, lower limit below, before any pixel is decoded.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(stream) as image:
+                width, height = image.size
+                if width * height > MAX_PIXELS:
+                    raise ImageError(f"{label}: image too large ({width}×{height} pixels, "
+                                     f"limit {MAX_PIXELS:,})")
+                image.load()
+                return _upright(image, label)
+    except Image.DecompressionBombError:  # not an OSError: must come before the generic clause
+        raise ImageError(f"{label}: image too large (decompression bomb)") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{label}: not an image (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ImageError(f"{label}: not a readable image ({reason})") from None
+
+
+def _upright(image: Image.Image, label: str) -> Image.Image:
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception as e:  # broken EXIF should not make readable pixels unreadable
+        logger.warning("%s: ignoring unreadable EXIF orientation (%s)", label, e)
+        return image.copy()
+
+
+def to_grayscale(image: Image.Image) -> np.ndarray:
+    """Luminance as floats in [0, 1]; transparency composited so strokes stay visible."""
+    mode = image.mode
+    if mode == "PA" or (mode == "P" and "transparency" in image.info):
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        values = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        top = float(values.max(initial=0.0))
+        if mode == "F" and top <= 1:
+            return np.clip(values, 0, 1)
+        # Full scale is the smallest bit depth (8, 10, 12, ... 16) that holds the brightest value.
+        return np.clip(values / (2.0 ** max(8, math.ceil(math.log2(top + 1))) - 1), 0, 1)
+    if mode in ("RGBA", "LA", "La", "RGBa"):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
+        luma, alpha = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32), rgba[..., 3]
+        weight = float(alpha.sum())
+        # A drawing app's transparent canvas: put dark strokes on white, light ones on black.
+        dark = weight == 0 or float((luma * alpha).sum()) / weight < 0.5
+        return luma * alpha + (1.0 if dark else 0.0) * (1.0 - alpha)
+    gray = image.convert("L") if mode in ("L", "1", "RGB", "P") else image.convert("RGB").convert("L")
+    return np.asarray(gray, dtype=np.float32) / 255.0

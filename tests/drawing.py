@@ -1,0 +1,54 @@
+"""Digits drawn with PIL for the image tests, and how alike two preprocessed results are."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+# Strokes per digit as polylines in a unit box (x right, y down).
+_OVAL = [(0.5 + 0.45 * math.sin(t), 0.5 - 0.5 * math.cos(t))
+         for t in np.linspace(0, 2 * math.pi, 33)]
+_FIVE_BODY = [(0.15, 0.45), (0.6, 0.38), (0.9, 0.6), (0.85, 0.9), (0.5, 1.0), (0.1, 0.9)]
+STROKES: dict[str, list[list[tuple[float, float]]]] = {
+    "0": [_OVAL],
+    "1": [[(0.3, 0.2), (0.6, 0.0), (0.6, 1.0)]],
+    "2": [[(0.1, 0.25), (0.3, 0.03), (0.7, 0.03), (0.9, 0.25), (0.8, 0.5), (0.1, 1.0),
+           (0.95, 1.0)]],
+    "3": [[(0.1, 0.1), (0.5, 0.0), (0.9, 0.15), (0.85, 0.4), (0.45, 0.5), (0.9, 0.62),
+           (0.9, 0.88), (0.5, 1.0), (0.1, 0.9)]],
+    "4": [[(0.7, 1.0), (0.7, 0.0), (0.05, 0.7), (0.95, 0.7)]],
+    "5": [[(0.9, 0.0), (0.2, 0.0), *_FIVE_BODY]],
+    "5-broken": [[(0.9, 0.0), (0.25, 0.0)], [(0.2, 0.25), *_FIVE_BODY]],  # bar apart from body
+    "7": [[(0.05, 0.0), (0.95, 0.0), (0.4, 1.0)]],
+}
+DIGITS = ("0", "1", "2", "3", "4", "5", "7")
+Box = tuple[float, float, float, float]
+
+
+def draw_digit(image: Image.Image, kind: str, box: Box, stroke: int, ink: object = 0) -> None:
+    """Draw `kind` with round-capped lines of width `stroke` inside `box` (x0, y0, x1, y1)."""
+    draw = ImageDraw.Draw(image)
+    x0, y0, x1, y1 = box
+    for line in STROKES[kind]:
+        points = [(x0 + x * (x1 - x0), y0 + y * (y1 - y0)) for x, y in line]
+        draw.line(points, fill=ink, width=stroke, joint="curve")
+        for x, y in (points[0], points[-1]):
+            r = stroke / 2
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=ink)
+
+
+def digit_image(kind: str = "7", size: int = 200, stroke: int | None = None, ink: int = 0,
+                paper: int = 255, box: Box | None = None) -> Image.Image:
+    """A grayscale canvas with one digit roughly in the middle."""
+    image = Image.new("L", (size, size), paper)
+    box = box or (0.3 * size, 0.2 * size, 0.7 * size, 0.8 * size)
+    draw_digit(image, kind, box, stroke or max(2, size // 16), ink)
+    return image
+
+
+def similarity(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation of two 28×28 images."""
+    return float(np.corrcoef(a.numpy().ravel(), b.numpy().ravel())[0, 1])

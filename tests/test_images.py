@@ -1,0 +1,169 @@
+"""Image loading: every format, EXIF, bytes and streams, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+import digitlab.images
+import digitlab.preprocess
+from digitlab.errors import ImageError
+from digitlab.images import load_image
+from digitlab.preprocess import preprocess
+from tests.drawing import digit_image, similarity
+
+
+def test_preprocess_still_exports_the_loading_names():
+    for name in ("IMAGE_SUFFIXES", "MAX_PIXELS", "ImageSource", "load_image", "to_grayscale"):
+        assert getattr(digitlab.preprocess, name) is getattr(digitlab.images, name)
+
+
+# ---------------------------------------------------------------- loading: every format
+
+
+def _rgba_canvas(path: Path, image: Image.Image) -> None:
+    """A drawing app's export: transparent black canvas, opaque black strokes."""
+    alpha = ImageOps.invert(image)
+    layer = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    layer.putalpha(alpha)
+    layer.save(path)
+
+
+def _white_on_transparent(path: Path, image: Image.Image) -> None:
+    layer = Image.new("RGBA", image.size, (255, 255, 255, 0))
+    layer.putalpha(ImageOps.invert(image))
+    layer.save(path)
+
+
+def _palette_transparent(path: Path, image: Image.Image) -> None:
+    pal = image.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    background = pal.getpixel((0, 0))
+    pal.save(path, transparency=background)
+
+
+def _sixteen_bit(path: Path, image: Image.Image) -> None:
+    Image.fromarray(np.asarray(image).astype(np.uint16) * 257).save(path)
+    assert Image.open(path).mode == "I;16"
+
+
+def _cmyk_jpeg(path: Path, image: Image.Image) -> None:
+    image.convert("RGB").convert("CMYK").save(path, quality=95)
+    assert Image.open(path).mode == "CMYK"
+
+
+def _gif_first_frame(path: Path, image: Image.Image) -> None:
+    other = digit_image("1", size=image.size[0])
+    image.save(path, save_all=True, append_images=[other], duration=100, loop=0)
+    assert getattr(Image.open(path), "n_frames", 1) == 2
+
+
+WRITERS: dict[str, tuple[str, Callable[[Path, Image.Image], None]]] = {
+    "png-L": (".png", lambda p, im: im.save(p)),
+    "png-RGB": (".png", lambda p, im: im.convert("RGB").save(p)),
+    "png-1bit": (".png", lambda p, im: im.point(lambda v: 255 if v > 127 else 0).convert("1").save(p)),
+    "png-LA": (".png", lambda p, im: im.convert("LA").save(p)),
+    "png-RGBA-transparent": (".png", _rgba_canvas),
+    "png-RGBA-white-strokes": (".png", _white_on_transparent),
+    "png-P": (".png", lambda p, im: im.convert("P", palette=Image.Palette.ADAPTIVE).save(p)),
+    "png-P-transparency": (".png", _palette_transparent),
+    "png-I16": (".png", _sixteen_bit),
+    "png-I16-12bit": (".png", lambda p, im: Image.fromarray(np.asarray(im).astype(np.uint16) * 16).save(p)),
+    "tiff-float": (".tif", lambda p, im: Image.fromarray(np.asarray(im, np.float32) / 255).save(p)),
+    "jpeg": (".jpg", lambda p, im: im.convert("RGB").save(p, quality=90)),
+    "jpeg-CMYK": (".jpg", _cmyk_jpeg),
+    "gif": (".gif", _gif_first_frame),
+    "tiff": (".tif", lambda p, im: im.save(p)),
+    "webp": (".webp", lambda p, im: im.convert("RGB").save(p, lossless=True)),
+    "bmp": (".bmp", lambda p, im: im.save(p)),
+}
+
+
+@pytest.mark.parametrize("fmt", WRITERS)
+def test_every_format_loads_and_gives_the_same_digit(fmt, tmp_path):
+    image = digit_image("7", size=120)
+    suffix, write = WRITERS[fmt]
+    path = tmp_path / f"digit{suffix}"
+    write(path, image)
+    loaded = load_image(path)
+    prepared = preprocess(loaded)
+    assert loaded.size == (120, 120)
+    assert prepared.has_ink and prepared.steps["pipeline"] == "robust"
+    assert similarity(prepared.pixels, preprocess(image).pixels) > 0.95
+
+
+def test_exif_orientation_6_is_applied(tmp_path):
+    raw = Image.new("L", (60, 30), 255)
+    raw.paste(0, (0, 0, 30, 30))  # stored: dark left half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    raw.save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    upright = np.asarray(load_image(tmp_path / "rotated.jpg"))
+    assert upright.shape == (60, 30)  # rows, cols: now portrait
+    assert upright[:30].mean() < 40 < 215 < upright[30:].mean()  # the left half went to the top
+
+
+def test_bytes_and_streams_load_like_files(tmp_path):
+    digit_image().save(tmp_path / "d.png")
+    data = (tmp_path / "d.png").read_bytes()
+    for source in (data, bytearray(data), io.BytesIO(data)):
+        assert load_image(source).size == (200, 200)
+    with open(tmp_path / "d.png", "rb") as stream:
+        assert load_image(stream).size == (200, 200)
+    with pytest.raises(ImageError, match=r"^upload\.png: not an image"):
+        load_image(b"hello", name="upload.png")
+
+
+# ---------------------------------------------------------------- loading: errors
+
+
+def _png(width: int, height: int) -> bytes:
+    """A PNG whose header declares width×height but whose pixel data is a stub."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit grayscale
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+
+def _truncated(path: Path) -> None:
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+BROKEN: dict[str, tuple[Callable[[Path], object], str]] = {
+    "text": (lambda p: p.write_text("this is text, not pixels"), "not an image"),
+    "empty": (lambda p: p.write_bytes(b""), "not an image"),
+    "truncated": (_truncated, "not a readable image"),
+    "huge": (lambda p: p.write_bytes(_png(10_000, 10_000)), "too large"),
+    "bomb": (lambda p: p.write_bytes(_png(20_000, 20_000)), "too large"),  # PIL's own refusal
+    "missing": (lambda p: None, "no such file"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_unreadable_images_raise_one_line_image_errors(case, tmp_path):
+    make, expected = BROKEN[case]
+    path = tmp_path / "bad.png"
+    make(path)
+    with pytest.raises(ImageError) as caught:
+        load_image(path)
+    message = str(caught.value)
+    assert expected in message and str(path) in message and "\n" not in message
+
+
+def test_huge_images_are_refused_from_the_header_alone():
+    # The stub pixel data would fail to decode: "too large" proves nothing was decoded.
+    for data in (_png(10_000, 10_000), _png(7_000, 6_000)):
+        with pytest.raises(ImageError, match=r"^big\.png: image too large"):
+            load_image(data, name="big.png")
