@@ -165,3 +165,13 @@ def test_a_single_speck_has_no_ink(size, radius, x, y, dark):
     ImageDraw.Draw(image).ellipse((cx - radius, cy - radius, cx + radius, cy + radius),
                                   fill=0 if dark else 255)
     assert not preprocess(image).has_ink
+
+
+def test_a_hairline_digit_on_a_big_canvas_is_ink():
+    """A 1-px "1" on a 1200-px page is under 0.1% of the pixels, and still a digit."""
+    from PIL import Image, ImageDraw
+
+    page = Image.new("L", (1200, 1200), 235)
+    ImageDraw.Draw(page).line([(600, 350), (590, 800)], fill=30, width=1)
+    prepared = preprocess(page)
+    assert prepared.has_ink and prepared.pixels.sum() > 10

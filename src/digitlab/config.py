@@ -37,6 +37,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     augment: dict[str, Any] | None = None  # AugmentConfig fields; None = no augmentation
     channels_last: bool = False  # NHWC memory format: faster convolutions on CPU
+    printed: int = 0  # typeset digits added to the training split (digitlab.synthetic)
     batch_size: int = 64
     test_batch_size: int = 1000
     epochs: int = 14

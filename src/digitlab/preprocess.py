@@ -36,7 +36,8 @@ DIGIT_SIZE, CANVAS, CENTRE = 20, 28, 14.0  # MNIST: 20-px box, 28-px field, mass
 MIN_STROKE, TARGET_STROKE = 1.8, 2.5  # output pixels; MNIST: median 2.56, 10th pct 2.1
 SPECK_FRACTION = 0.02  # components smaller than this share of the largest are specks
 MIN_CONTRAST = 0.08
-MIN_INK_PIXELS, MIN_INK_FRACTION, MAX_INK_FRACTION = 10, 0.001, 0.5
+MIN_INK_PIXELS, MAX_INK_FRACTION = 10, 0.5
+MIN_EXTENT = 0.03  # the ink must span this share of the image's longer side (a hairline 1 does)
 MIN_ELONGATION, SMALL_INK_FRACTION = 2.5, 0.02  # a digit is longer than 2.5 stroke widths
 MIN_COHERENCE = 0.25  # iid noise scores 1/9, a 1-px line 1/3 (see _coherence)
 EIGHT = np.ones((3, 3), dtype=bool)
@@ -189,7 +190,9 @@ def _threshold(flat: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
     median = _quantile(hist, 0.5)
     deviation = np.bincount(np.abs(np.arange(BINS) - median), weights=hist, minlength=BINS)
     noise = 1.4826 * _quantile(deviation, 0.5) * unit
-    contrast = (_quantile(hist, 0.9995) - median) * unit
+    # The ink's level: the 50th-brightest pixel (at most the top 0.05%), so a hairline
+    # digit on a big page still counts while a few hot pixels do not.
+    contrast = (_quantile(hist, 1 - min(5e-4, 50 / flat.size)) - median) * unit
     threshold = min(max(_otsu(hist) * unit, median * unit + 3 * noise),
                     median * unit + 0.5 * contrast)
     levels = {"threshold": threshold, "contrast": contrast, "median": median * unit, "top": top}
@@ -239,15 +242,16 @@ def _why_no_ink(mask: np.ndarray, contrast: float) -> str | None:
     area = int(mask.sum())
     if contrast < MIN_CONTRAST:
         return "contrast too low"
-    if area < max(MIN_INK_PIXELS, MIN_INK_FRACTION * mask.size):
+    box = ink_box(mask)
+    if area < MIN_INK_PIXELS or box is None or (
+        max(box[2] - box[0], box[3] - box[1]) < MIN_EXTENT * max(mask.shape)
+    ):
         return "too little ink"
     if area > MAX_INK_FRACTION * mask.size:
         return "ink covers most of the image"
     if _coherence(mask) < MIN_COHERENCE:
         return "no strokes, only noise"
     if area < SMALL_INK_FRACTION * mask.size:  # only small ink can be a lone dot; skip the EDT
-        box = ink_box(mask)
-        assert box is not None
         blob = mask[box[1] : box[3], box[0] : box[2]]
         if max(blob.shape) < MIN_ELONGATION * _stroke_width(blob):
             return "only a dot, no strokes"

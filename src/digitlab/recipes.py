@@ -29,6 +29,7 @@ class Recipe:
     label_smoothing: float = 0.0
     augment: dict[str, Any] | None = None
     channels_last: bool = False
+    printed: int = 0
     batch_size: int = 64
     test_batch_size: int = 1000
     epochs: int = 14

@@ -58,6 +58,8 @@ def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = F
     spec = get_dataset(data.dataset)
     torch.manual_seed(config.seed)
     train_x, train_y = load_split(data.root, train=True, spec=spec, limit=data.train_limit)
+    if config.printed:
+        train_x, train_y = _add_printed(train_x, train_y, config, data)
     test_x, test_y = load_split(data.root, train=False, spec=spec, limit=data.test_limit)
     common = {"mean": spec.mean, "std": spec.std, "device": device}
     augment = Augment(AugmentConfig(**config.augment)) if config.augment is not None else None
@@ -120,6 +122,16 @@ def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = F
             save_checkpoint(run_dir / BEST, checkpoint)
         write_metrics(run_dir, history, _summary(config, device, history))
     return _finish(config, model, run_dir, history)
+
+
+def _add_printed(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
+                 data: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    from digitlab.synthetic import printed_digits
+
+    # A --train-limit shrinks the typeset share in proportion, so quick runs stay quick.
+    count = config.printed if data.train_limit is None else config.printed * len(images) // 60_000
+    extra_x, extra_y = printed_digits(max(count, 10), config.seed)
+    return torch.cat([images, extra_x]), torch.cat([labels, extra_y])
 
 
 def _checkpoint(config, spec, model, optimizer, scheduler, epoch, history) -> Checkpoint:  # type: ignore[no-untyped-def]
