@@ -7,9 +7,18 @@ DIGITLAB := $(BIN)/digitlab
 DEMO_DIR ?= runs/demo
 DEMO_EPOCHS ?= 2
 
-.PHONY: setup data demo test lint bench default-model clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: setup data browser demo test lint bench bench-load serve default-model clean
 
 setup: $(VENV)/.installed data
+
+# The browser test drives Debian's Chromium through playwright (`playwright install` cannot
+# download browsers here); install it when it is missing and we may (root, apt).
+browser:
+	@test -x $(CHROMIUM) || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); } \
+	  || echo "warning: $(CHROMIUM) missing; the browser test will be skipped"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,7 +46,7 @@ demo: setup
 	@echo "  samples/                        user-style images made from MNIST test digits"
 	@echo "  show/                           what the shipped model saw and said, per image"
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
@@ -45,6 +54,12 @@ lint: $(VENV)/.installed
 
 bench: setup
 	$(BIN)/python benchmarks/pipeline_epoch.py
+
+serve: setup
+	$(DIGITLAB) serve
+
+bench-load: setup
+	$(BIN)/python benchmarks/load.py --seconds 30
 
 # Regenerates the model shipped inside the package (src/digitlab/weights/default.pt + .json).
 default-model: setup

@@ -158,6 +158,14 @@ def describe_result(result: dict) -> str:  # type: ignore[type-arg]
     return ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in result["top_k"])
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from digitlab.service import ServiceSettings, serve
+
+    settings = ServiceSettings(model=args.model, min_confidence=args.min_confidence)
+    serve(settings, host=args.host, port=args.port)
+    return 0
+
+
 def cmd_pack(args: argparse.Namespace) -> int:
     from digitlab.checkpoint import pack_checkpoint
 
@@ -249,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("plot", cmd_plot, "plot loss and accuracy of one or more runs")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     p.add_argument("--out", metavar="PNG", help="output file (default: <first run>/performance.png)")
+
+    p = command("serve", cmd_serve, "serve the drawing page and the JSON API (/api/v1, /docs)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
+    p.add_argument("--model", metavar="CHECKPOINT",
+                   help="a .pt from `digitlab train` (default: the model shipped with digitlab)")
+    p.add_argument("--min-confidence", type=probability, default=0.5, metavar="P",
+                   help="below this the answer is 'no digit' (default 0.5)")
 
     p = command("pack", cmd_pack, "write a slim inference copy of a checkpoint + training record")
     p.add_argument("checkpoint", help="a .pt from `digitlab train`")

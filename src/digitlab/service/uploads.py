@@ -1,0 +1,103 @@
+"""Uploads → images: the byte limit enforced while the body arrives, then a safe decode.
+
+Bodies are read by hand rather than through FastAPI's `File()` so that a missing or lying
+Content-Length cannot get past the limit, and so that multipart forms and raw `image/*`
+bodies reach the same code. Every refusal is an `ApiError` with a stable code.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from PIL import Image
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.types import Message, Scope
+
+from digitlab.errors import ImageError
+from digitlab.images import load_image
+
+RAW_TYPES = ("image/", "application/octet-stream")  # raw bodies we try to decode
+
+
+class ApiError(Exception):
+    """A request the service refuses: HTTP status, stable code, human detail."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
+    """The uploaded image's bytes and a name for messages, or an ApiError saying why not."""
+    too_large = ApiError(413, "payload_too_large", f"uploads are limited to {limit:,} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    multipart = kind == "multipart/form-data"
+    if kind and not multipart and not kind.startswith(RAW_TYPES):
+        raise _unsupported(kind)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    if not body:
+        raise ApiError(400, "empty_upload", "the request has no image in it")
+    if not kind:
+        raise _unsupported("no content type")
+    if multipart:
+        return await _form_file(request.scope, bytes(body))
+    return bytes(body), "upload"
+
+
+def _unsupported(kind: str) -> ApiError:
+    return ApiError(415, "unsupported_media_type", f"cannot take {kind}: send multipart/form-data "
+                    "with the image in field 'file', or the image itself with an image/* content type")
+
+
+async def _form_file(scope: Scope, body: bytes) -> tuple[bytes, str]:
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(dict(scope), receive).form(max_files=1, max_fields=10)
+    except Exception as e:  # python-multipart and Starlette raise several types; all mean bad input
+        raise ApiError(400, "invalid_multipart", f"the multipart body cannot be parsed ({e})") from None
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise ApiError(400, "missing_file", "the multipart form has no file in field 'file'")
+        data = await upload.read()
+    finally:
+        await form.close()
+    if not data:
+        raise ApiError(400, "empty_upload", "the uploaded file is empty")
+    return data, upload.filename or "upload"
+
+
+def decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
+    """Bytes → image; pixel count checked from the header before anything is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+    except Exception:  # not an image, or PIL's own bomb refusal: load_image words the error
+        width = height = 0
+    if width * height > max_pixels:
+        raise ApiError(413, "image_too_large",
+                       f"{name}: {width}×{height} pixels is over the limit of {max_pixels:,}")
+    try:
+        return load_image(data, name=name)
+    except ImageError as e:
+        text = str(e)
+        if "too large" in text:
+            raise ApiError(413, "image_too_large", text) from None
+        if "not an image" in text:
+            raise ApiError(415, "not_an_image", text) from None
+        raise ApiError(400, "unreadable_image", text) from None
+
+

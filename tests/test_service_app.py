@@ -1,0 +1,327 @@
+"""The service through TestClient, with the predictor injected: answers, limits, errors, schema."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import struct
+import warnings
+import zlib
+
+import pytest
+import schemathesis
+import torch
+from hypothesis import HealthCheck, settings
+from PIL import Image
+from schemathesis.checks import not_a_server_error
+
+from digitlab.checkpoint import Checkpoint, save_checkpoint
+from digitlab.errors import CheckpointError, ConfigError
+from digitlab.inference import Predictor
+from digitlab.models import create_model
+from digitlab.service import ServiceSettings, create_app, get_predictor, serve
+from tests.drawing import digit_image, draw_digit
+
+with warnings.catch_warnings():  # Starlette 1.x nags about httpx; TestClient still works with it
+    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
+
+MB = 1024 * 1024
+
+
+def untrained_predictor(seed: int = 0) -> Predictor:
+    """A real Predictor around a random mlp: every code path runs, no training needed."""
+    torch.manual_seed(seed)
+    model = create_model("mlp").eval()
+    checkpoint = Checkpoint(model_name="mlp", model_args={}, state_dict=model.state_dict(),
+                            config={"recipe": "tutorial-mlp"}, metrics={"accuracy": 0.1})
+    return Predictor(model, checkpoint, torch.device("cpu"))
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def declared_png(width: int, height: int) -> bytes:
+    """A PNG whose header declares width×height but whose pixel data is a 16-byte stub."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
+
+
+def number_image(digits: str = "274") -> Image.Image:
+    image = Image.new("L", (170 * len(digits) + 40, 280), 255)
+    for i, digit in enumerate(digits):
+        draw_digit(image, digit, (40 + 170 * i, 50, 150 + 170 * i, 230), stroke=14)
+    return image
+
+
+SEVEN = png(digit_image("7", size=280))
+RAW = {"content-type": "image/png"}
+
+
+def decode_data_url(url: str) -> Image.Image:
+    prefix = "data:image/png;base64,"
+    assert url.startswith(prefix)
+    return Image.open(io.BytesIO(base64.b64decode(url[len(prefix):])))
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return untrained_predictor()
+
+
+@pytest.fixture
+def app(predictor):
+    # The settings name a checkpoint that does not exist: only the override can answer.
+    app = create_app(ServiceSettings(model="no-such-checkpoint.pt"))
+    app.dependency_overrides[get_predictor] = lambda: predictor
+    return app
+
+
+@pytest.fixture
+def client(app):
+    return TestClient(app)  # no `with`: the lifespan (model loading) does not run
+
+
+def assert_still_serving(client: TestClient) -> None:
+    response = client.post("/api/v1/predict", content=SEVEN, headers=RAW)
+    assert response.status_code == 200, response.text
+
+
+# ---------------------------------------------------------------- answers
+
+
+def test_a_png_digit_gets_ten_probabilities_and_the_image_the_model_saw(client):
+    response = client.post("/api/v1/predict?top_k=3", content=SEVEN, headers=RAW)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert len(body["probabilities"]) == 10 and sum(body["probabilities"]) == pytest.approx(1, abs=1e-4)
+    assert len(body["top_k"]) == 3 and body["top_k"][0]["probability"] == max(body["probabilities"])
+    assert body["confidence"] == pytest.approx(max(body["probabilities"]))
+    assert body["preprocess"]["pipeline"] == "robust" and body["preprocess"]["has_ink"]
+    seen = decode_data_url(body["input_png"])
+    assert seen.size == (28, 28) and seen.mode == "L" and seen.getextrema()[1] > 0
+    assert float(response.headers["X-Process-Time-Ms"]) >= 0
+
+
+def test_multipart_and_raw_bodies_give_the_same_answer(client):
+    raw = client.post("/api/v1/predict", content=SEVEN, headers=RAW).json()
+    form = client.post("/api/v1/predict", files={"file": ("seven.png", SEVEN, "image/png")}).json()
+    assert raw == form
+
+
+def test_a_blank_canvas_is_no_digit(client):
+    body = client.post("/api/v1/predict", content=png(Image.new("L", (280, 280), 255)),
+                       headers=RAW).json()
+    assert body["no_digit"] and body["digit"] is None and body["reason"]
+    assert body["probabilities"] is None and decode_data_url(body["input_png"]).size == (28, 28)
+
+
+def test_a_number_gets_one_box_per_digit_left_to_right(client):
+    image = number_image("274")
+    response = client.post("/api/v1/predict/number", files={"file": ("n.png", png(image), "image/png")})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["size"] == list(image.size) and len(body["digits"]) == 3 == len(body["text"])
+    lefts = [d["box"][0] for d in body["digits"]]
+    assert lefts == sorted(lefts)
+    for digit in body["digits"]:
+        x0, y0, x1, y1 = digit["box"]
+        assert 0 <= x0 < x1 <= image.width and 0 <= y0 < y1 <= image.height
+        assert len(digit["probabilities"]) == 10
+        assert decode_data_url(digit["input_png"]).size == (28, 28)
+
+
+def test_model_description_and_health(client):
+    model = client.get("/api/v1/model").json()
+    assert model["name"] == "mlp" and model["recipe"] == "tutorial-mlp"
+    assert model["classes"] == [str(d) for d in range(10)] and model["digitlab_version"]
+    assert model["test_accuracy"] == 0.1 and model["min_confidence"] == 0.5
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_the_page_and_its_assets_are_served_from_the_package(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert asset in page.text and client.get(asset).status_code == 200
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
+
+
+def test_openapi_describes_the_api(client):
+    schema = client.get("/openapi.json").json()
+    assert {"/api/v1/predict", "/api/v1/predict/number", "/api/v1/model", "/healthz"} <= set(schema["paths"])
+    body = schema["paths"]["/api/v1/predict"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in body and "image/png" in body
+    assert schema["paths"]["/api/v1/predict"]["post"]["summary"]
+
+
+def test_each_request_is_logged_on_one_line(client, caplog):
+    with caplog.at_level(logging.INFO, logger="digitlab.service.app"):
+        client.get("/healthz")
+    assert any(r.getMessage().startswith("GET /healthz 200 ") and r.getMessage().endswith(" ms")
+               for r in caplog.records)
+
+
+# ---------------------------------------------------------------- refusals
+
+
+def truncated_png() -> bytes:
+    noise = torch.randint(0, 256, (200, 200), generator=torch.Generator().manual_seed(0))
+    data = png(Image.fromarray(noise.to(torch.uint8).numpy()))
+    return data[: len(data) // 2]
+
+
+def multipart_bytes(body: bytes, boundary: str = "b0undary") -> dict:
+    return {"content": body, "headers": {"content-type": f"multipart/form-data; boundary={boundary}"}}
+
+
+BAD = {
+    "truncated png": ({"files": {"file": ("t.png", truncated_png(), "image/png")}}, 400, "unreadable_image"),
+    "text named .png": ({"files": {"file": ("notes.png", b"just some text\n", "image/png")}},
+                        415, "not_an_image"),
+    "20000x20000 header": ({"content": declared_png(20_000, 20_000), "headers": RAW},
+                           413, "image_too_large"),
+    "7000x6000 header": ({"content": declared_png(7_000, 6_000), "headers": RAW}, 413, "image_too_large"),
+    "empty body": ({"content": b"", "headers": RAW}, 400, "empty_upload"),
+    "empty body, no type": ({}, 400, "empty_upload"),
+    "empty file": ({"files": {"file": ("e.png", b"", "image/png")}}, 400, "empty_upload"),
+    "json": ({"content": b'{"x": 1}', "headers": {"content-type": "application/json"}},
+             415, "unsupported_media_type"),
+    "text/plain": ({"content": SEVEN, "headers": {"content-type": "text/plain"}},
+                   415, "unsupported_media_type"),
+    "no content type": ({"content": SEVEN, "headers": {"content-type": ""}}, 415, "unsupported_media_type"),
+    "6 MB raw": ({"content": b"\0" * (6 * MB), "headers": RAW}, 413, "payload_too_large"),
+    "6 MB file": ({"files": {"file": ("big.png", b"\0" * (6 * MB), "image/png")}}, 413, "payload_too_large"),
+    "form without file": ({"data": {"name": "x"}, "files": {"other": ("a.png", SEVEN, "image/png")}},
+                          400, "missing_file"),
+    "broken multipart": (multipart_bytes(b"--b0undary\r\nContent-Disposition: form-data\r\n\r\nx"),
+                         400, "invalid_multipart"),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_uploads_get_json_errors_and_the_server_keeps_serving(client, case):
+    kwargs, status, code = BAD[case]
+    response = client.post("/api/v1/predict", **kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"] == code and isinstance(body["detail"], str) and body["detail"]
+    assert_still_serving(client)
+
+
+def test_the_number_endpoint_refuses_the_same_way(client):
+    response = client.post("/api/v1/predict/number", content=b"hello", headers=RAW)
+    assert (response.status_code, response.json()["error"]) == (415, "not_an_image")
+    assert client.post("/api/v1/predict/number", content=SEVEN, headers=RAW).status_code == 200
+
+
+def test_bodies_are_counted_as_they_arrive_whatever_the_headers_say(client):
+    def chunks():  # no Content-Length: sent chunked
+        for _ in range(7):
+            yield b"\0" * MB
+
+    chunked = client.post("/api/v1/predict", content=chunks(), headers=RAW)
+    assert (chunked.status_code, chunked.json()["error"]) == (413, "payload_too_large")
+    lying = client.post("/api/v1/predict", content=b"\0" * (6 * MB),
+                        headers={**RAW, "content-length": "100"})
+    assert (lying.status_code, lying.json()["error"]) == (413, "payload_too_large")
+    assert_still_serving(client)
+
+
+def test_limits_come_from_the_settings(predictor):
+    app = create_app(ServiceSettings(max_upload_bytes=20_000, max_pixels=300 * 300))
+    app.dependency_overrides[get_predictor] = lambda: predictor
+    client = TestClient(app)
+    assert len(SEVEN) < 20_000
+    assert client.post("/api/v1/predict", content=SEVEN, headers=RAW).status_code == 200
+    wide = png(digit_image("7", size=301))
+    assert client.post("/api/v1/predict", content=wide, headers=RAW).json()["error"] == "image_too_large"
+    assert client.post("/api/v1/predict", content=b"\0" * 20_001, headers=RAW).status_code == 413
+
+
+def test_framework_errors_are_json_too(client):
+    for response, status, code in [
+        (client.get("/no/such/page"), 404, "not_found"),
+        (client.get("/api/v1/predict"), 405, "method_not_allowed"),
+        (client.post("/api/v1/predict?top_k=0", content=SEVEN, headers=RAW), 422, "invalid_request"),
+        (client.post("/api/v1/predict?top_k=x", content=SEVEN, headers=RAW), 422, "invalid_request"),
+    ]:
+        assert response.status_code == status
+        assert response.json()["error"] == code and response.json()["detail"]
+
+
+def test_an_image_that_breaks_the_model_is_a_client_error_not_a_crash(app):
+    class Broken:
+        def read_digits(self, *args, **kwargs):
+            raise RuntimeError("boom")
+
+    app.dependency_overrides[get_predictor] = lambda: Broken()
+    response = TestClient(app).post("/api/v1/predict", content=SEVEN, headers=RAW)
+    assert (response.status_code, response.json()["error"]) == (422, "unprocessable_image")
+
+
+# ---------------------------------------------------------------- start-up
+
+
+def test_the_lifespan_loads_the_checkpoint_named_in_the_settings(tmp_path, predictor):
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, predictor.checkpoint)
+    with TestClient(create_app(ServiceSettings(model=str(path)))) as client:
+        assert client.get("/api/v1/model").json()["name"] == "mlp"
+        assert client.post("/api/v1/predict", content=SEVEN, headers=RAW).status_code == 200
+
+
+def test_serve_refuses_a_bad_checkpoint_before_listening(tmp_path, monkeypatch):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("uvicorn started"))
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    for path in (tmp_path / "missing.pt", garbage):
+        with pytest.raises(CheckpointError) as caught:
+            serve(ServiceSettings(model=str(path)))
+        assert "\n" not in str(caught.value)
+
+
+def test_serve_hands_the_loaded_model_to_uvicorn(tmp_path, monkeypatch, predictor):
+    import uvicorn
+
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, predictor.checkpoint)
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    serve(ServiceSettings(model=str(path)), host="127.0.0.1", port=8123)
+    (app, kwargs), = calls
+    assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8123
+    assert TestClient(app).get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("bad", [{"min_confidence": 1.5}, {"max_upload_bytes": 0}, {"max_pixels": -1}])
+def test_impossible_settings_are_refused(bad):
+    with pytest.raises(ConfigError):
+        ServiceSettings(**bad)
+
+
+# ---------------------------------------------------------------- the schema, fuzzed
+
+
+# Built at import, as `schema.parametrize()` needs; the lifespan runs, so the app gets its
+# predictor directly. (`schemathesis.pytest.from_fixture` breaks on pytest 9: no Node._nodeid.)
+schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(ServiceSettings(), untrained_predictor()))
+
+
+@schema.parametrize()
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+def test_generated_requests_never_get_a_server_error(case):
+    case.call_and_validate(checks=[not_a_server_error])
