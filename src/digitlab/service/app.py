@@ -262,6 +262,9 @@ def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000) 
     import uvicorn
 
     predictor = Predictor.from_checkpoint(settings.model)
+    # Requests run concurrently in the threadpool, each on one small image: intra-op threads
+    # would only fight each other for the cores.
+    torch.set_num_threads(1)
     app = create_app(settings, predictor)
     logger.info("digitlab %s: open http://%s:%d/", __version__, host, port)
     # log_config=None keeps the CLI's logging; RequestLog replaces uvicorn's access log.

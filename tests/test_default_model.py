@@ -1,0 +1,117 @@
+"""The model shipped inside the package: present, small, accurate, and robust to how people write."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, ImageDraw, ImageOps
+
+from digitlab.checkpoint import DEFAULT_MODEL, load_checkpoint
+from digitlab.inference import Predictor
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return Predictor.from_checkpoint()
+
+
+def test_shipped_model_is_small_and_documented():
+    assert DEFAULT_MODEL.is_file() and DEFAULT_MODEL.stat().st_size < 2_000_000
+    record = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())
+    assert record["recipe"] == "robust" and record["test_accuracy"] >= 0.995
+    checkpoint = load_checkpoint(DEFAULT_MODEL)
+    assert checkpoint.optimizer_state is None and checkpoint.config["recipe"] == "robust"
+
+
+def test_shipped_model_reads_mnist(predictor, mnist_root):
+    from digitlab.data import load_split
+
+    images, labels = load_split(mnist_root, train=False, limit=2000)
+    predicted = predictor.predict(images.float() / 255).argmax(1)
+    assert (predicted == labels).float().mean() >= 0.99
+
+
+def draw(digit: str, size=(280, 280), box=(60, 40, 200, 240), width=16, ink=0, paper=255):
+    """A canvas drawing of a 1, 4, 7 or 0 with thick strokes."""
+    image = Image.new("L", size, paper)
+    d = ImageDraw.Draw(image)
+    x0, y0, x1, y1 = box
+    if digit == "0":
+        d.ellipse(box, outline=ink, width=width)
+    elif digit == "1":
+        d.line([((x0 + x1) / 2, y0), ((x0 + x1) / 2, y1)], fill=ink, width=width)
+    elif digit == "7":
+        d.line([(x0, y0), (x1, y0), (x0 + (x1 - x0) * 0.35, y1)], fill=ink, width=width, joint="curve")
+    elif digit == "4":
+        d.line([(x0 + (x1 - x0) * 0.6, y0), (x0, y0 + (y1 - y0) * 0.65), (x1, y0 + (y1 - y0) * 0.65)],
+               fill=ink, width=width, joint="curve")
+        d.line([(x0 + (x1 - x0) * 0.7, y0 + (y1 - y0) * 0.3), (x0 + (x1 - x0) * 0.7, y1)],
+               fill=ink, width=width)
+    return image
+
+
+def answer(predictor, image):
+    return predictor.read_digits([image])[0].digit
+
+
+@pytest.mark.parametrize("digit", ["0", "1", "4", "7"])
+def test_canvas_drawings_are_read(predictor, digit):
+    assert answer(predictor, draw(digit)) == int(digit)
+
+
+SETTINGS = settings(max_examples=15, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(digit=st.sampled_from("0147"))
+def test_colour_inverse_gives_the_same_answer(predictor, digit):
+    image = draw(digit)
+    assert answer(predictor, image) == answer(predictor, ImageOps.invert(image))
+
+
+@SETTINGS
+@given(digit=st.sampled_from("0147"), left=st.integers(0, 300), top=st.integers(0, 200),
+       right=st.integers(0, 300), bottom=st.integers(0, 200))
+def test_padding_and_shifting_do_not_change_the_answer(predictor, digit, left, top, right, bottom):
+    image = draw(digit)
+    padded = ImageOps.expand(image, (left, top, right, bottom), fill=255)
+    assert answer(predictor, padded) == answer(predictor, image)
+
+
+@SETTINGS
+@given(digit=st.sampled_from("0147"), factor=st.floats(0.3, 3.0))
+def test_uniform_rescaling_does_not_change_the_answer(predictor, digit, factor):
+    image = draw(digit)
+    size = (max(1, round(280 * factor)),) * 2
+    assert answer(predictor, image.resize(size, Image.Resampling.LANCZOS)) == answer(predictor, image)
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["blank", "noise", "speck"]), grey=st.integers(0, 255),
+       seed=st.integers(0, 99))
+def test_no_ink_gives_no_digit(predictor, kind, grey, seed):
+    rng = np.random.default_rng(seed)
+    if kind == "blank":
+        image = Image.new("L", (200, 150), grey)
+    elif kind == "noise":
+        image = Image.fromarray(rng.integers(0, 256, (150, 200), dtype=np.uint8))
+    else:
+        image = Image.new("L", (200, 150), 255)
+        x, y = rng.integers(10, 190), rng.integers(10, 140)
+        ImageDraw.Draw(image).ellipse((x, y, x + 3, y + 3), fill=0)
+    reading = predictor.read_digits([image])[0]
+    assert reading.digit is None and reading.reason
+
+
+def test_numbers_are_read_left_to_right(predictor):
+    canvas = Image.new("L", (760, 280), 255)
+    for i, digit in enumerate("7041"):
+        canvas.paste(draw(digit, size=(190, 280), box=(30, 40, 160, 240)), (i * 190, 0))
+    readings = predictor.read_number(canvas)
+    assert "".join(str(r.digit) for r in readings) == "7041"
+    assert [r.box[0] for r in readings] == sorted(r.box[0] for r in readings)
+    assert torch.stack([r.pixels for r in readings]).shape == (4, 28, 28)
