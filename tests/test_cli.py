@@ -120,7 +120,18 @@ def test_unreadable_image_does_not_stop_the_others(capsys, tiny_run, tmp_path):
     assert err.count("digitlab: error") == 1
 
 
-def test_classify_needs_a_model(capsys):
+def test_classify_uses_the_packaged_model_by_default(capsys, tmp_path):
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (280, 280), 255)
+    ImageDraw.Draw(image).line([(140, 40), (140, 240)], fill=0, width=18)
+    image.save(tmp_path / "one.png")
+    code, out, _ = run(capsys, "classify", str(tmp_path / "one.png"), "--json")
+    assert code == 0 and json.loads(out)[0]["digit"] == 1
+
+
+def test_classify_without_any_model_says_what_to_do(capsys, monkeypatch, tmp_path):
+    monkeypatch.setattr("digitlab.inference.DEFAULT_MODEL", tmp_path / "missing.pt")
     one_line_error(capsys, "classify", "x.png", match="--model")
 
 
