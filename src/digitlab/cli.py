@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from digitlab import __version__
 from digitlab.errors import DigitlabError
@@ -148,7 +149,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
-def describe_result(result: dict) -> str:  # type: ignore[type-arg]
+def describe_result(result: dict[str, Any]) -> str:
     """One human line for a classify result."""
     if "text" in result:
         digits = " ".join(f"{d['label'] or '?'} {100 * d['confidence']:.0f}%" for d in result["digits"])
@@ -228,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Callable[[argparse.Namespace], int], text: str):  # type: ignore[no-untyped-def]
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], text: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         p.set_defaults(handler=handler)
         return p

@@ -100,7 +100,10 @@ class Predictor:
             for crop, probs in zip(segmentation.digits, probabilities, strict=True)
         ]
 
-    def _judge(self, probs, pixels, steps, min_confidence, box=None) -> Reading:  # type: ignore[no-untyped-def]
+    def _judge(
+        self, probs: torch.Tensor, pixels: torch.Tensor, steps: dict[str, Any],
+        min_confidence: float, box: list[int] | None = None,
+    ) -> Reading:
         reason = None
         if float(probs.max()) < min_confidence:
             reason = f"confidence {float(probs.max()):.2f} is below {min_confidence:.2f}"

@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from digitlab import __version__
 from digitlab.augment import Augment, AugmentConfig
 from digitlab.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from digitlab.config import DataConfig, TrainConfig
-from digitlab.data import get_dataset, load_split
+from digitlab.data import DatasetSpec, get_dataset, load_split
 from digitlab.engine import evaluate, resolve_device, train_one_epoch
 from digitlab.errors import ConfigError
 from digitlab.files import atomic_path, write_json
@@ -134,7 +135,13 @@ def _add_printed(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig
     return torch.cat([images, extra_x]), torch.cat([labels, extra_y])
 
 
-def _checkpoint(config, spec, model, optimizer, scheduler, epoch, history) -> Checkpoint:  # type: ignore[no-untyped-def]
+Scheduler = torch.optim.lr_scheduler.LRScheduler
+
+
+def _checkpoint(
+    config: TrainConfig, spec: DatasetSpec, model: nn.Module, optimizer: torch.optim.Optimizer,
+    scheduler: Scheduler | None, epoch: int, history: History,
+) -> Checkpoint:
     last = history.epochs[-1]
     return Checkpoint(
         model_name=config.model,
@@ -151,7 +158,9 @@ def _checkpoint(config, spec, model, optimizer, scheduler, epoch, history) -> Ch
     )
 
 
-def _restore(run_dir: Path, model, optimizer, scheduler) -> tuple[int, History]:  # type: ignore[no-untyped-def]
+def _restore(
+    run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Scheduler | None
+) -> tuple[int, History]:
     path = run_dir / LAST
     if not path.is_file():
         raise ConfigError(f"cannot resume {run_dir}: it has no {LAST} (no epoch finished yet)")
@@ -176,7 +185,7 @@ def _summary(config: TrainConfig, device: torch.device, history: History) -> dic
     }
 
 
-def _finish(config: TrainConfig, model, run_dir: Path, history: History) -> RunResult:  # type: ignore[no-untyped-def]
+def _finish(config: TrainConfig, model: nn.Module, run_dir: Path, history: History) -> RunResult:
     from digitlab.plots import plot_performance, save_figure
 
     save_figure(plot_performance([load_run(run_dir)]), run_dir / PLOT)
