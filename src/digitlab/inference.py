@@ -185,7 +185,7 @@ def classify_files(
     """One JSON-ready result per path, in order; an unreadable file gets an `error` entry only."""
     images = load_images(paths)
     good = [i for i, image in enumerate(images) if isinstance(image, Image.Image)]
-    readings: dict[int, list[Reading]] = {}
+    readings: dict[int, list[Reading]]
     if number:
         readings = {i: predictor.read_number(images[i], min_confidence) for i in good}  # type: ignore[arg-type]
     else:

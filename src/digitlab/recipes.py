@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,22 +17,16 @@ from digitlab.errors import ConfigError
 
 @dataclass(frozen=True)
 class Recipe:
+    """A name, a description and the TrainConfig fields that differ from its defaults
+    (TrainConfig's defaults are the tutorial's settings)."""
+
     name: str
     description: str
-    model: str
-    model_args: dict[str, Any] = field(default_factory=dict)
-    optimizer: str = "adadelta"
-    lr: float = 1.0
-    weight_decay: float = 0.0
-    scheduler: str = "step"
-    gamma: float = 0.7
-    label_smoothing: float = 0.0
-    augment: dict[str, Any] | None = None
-    channels_last: bool = False
-    printed: int = 0
-    batch_size: int = 64
-    test_batch_size: int = 1000
-    epochs: int = 14
+    settings: dict[str, Any]
+
+    @property
+    def model(self) -> str:
+        return str(self.settings["model"])
 
 
 RECIPES: dict[str, Recipe] = {}
@@ -49,14 +43,14 @@ register_recipe(
     Recipe(
         name="tutorial",
         description="the tutorial's CNN: Adadelta lr 1.0, StepLR γ 0.7, 14 epochs, batch 64",
-        model="cnn",
+        settings={"model": "cnn"},
     )
 )
 register_recipe(
     Recipe(
         name="tutorial-mlp",
         description="part 1's fully connected net 784→128→10 with the same optimiser and schedule",
-        model="mlp",
+        settings={"model": "mlp"},
     )
 )
 register_recipe(
@@ -64,18 +58,13 @@ register_recipe(
         name="robust",
         description="bncnn trained on augmented digits (affine, stroke width, elastic) plus 6,000 "
         "typeset ones, for real handwriting: AdamW + OneCycle, label smoothing, 12 epochs",
-        model="bncnn",
-        optimizer="adamw",
-        lr=3e-3,
-        weight_decay=5e-4,
-        scheduler="onecycle",
-        label_smoothing=0.1,
-        augment={"rotation": 15.0, "scale": [0.75, 1.15], "shift": 0.12, "shear": 0.3,
-                 "stroke": 0.9, "elastic": 1.0, "probability": 0.9},
-        channels_last=True,
-        printed=6000,
-        batch_size=128,
-        epochs=12,
+        settings={
+            "model": "bncnn", "optimizer": "adamw", "lr": 3e-3, "weight_decay": 5e-4,
+            "scheduler": "onecycle", "label_smoothing": 0.1,
+            "augment": {"rotation": 15.0, "scale": [0.75, 1.15], "shift": 0.12, "shear": 0.3,
+                        "stroke": 0.9, "elastic": 1.0, "probability": 0.9},
+            "channels_last": True, "printed": 6000, "batch_size": 128, "epochs": 12,
+        },
     )
 )
 
@@ -90,10 +79,9 @@ def get_recipe(name: str) -> Recipe:
 def build_config(recipe_name: str, **overrides: Any) -> TrainConfig:
     """A TrainConfig from a recipe, with every non-None override applied."""
     recipe = get_recipe(recipe_name)
-    values = {k: v for k, v in dataclasses.asdict(recipe).items() if k != "description"}
-    values["recipe"] = values.pop("name")
+    values = {"recipe": recipe.name, **copy.deepcopy(recipe.settings)}  # configs never share dicts
     if overrides.get("model") not in (None, recipe.model):
-        values["model_args"] = {}  # the recipe's model arguments belong to its own model
+        values.pop("model_args", None)  # the recipe's model arguments belong to its own model
     values.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig(**values)
 
