@@ -115,3 +115,15 @@ def test_numbers_are_read_left_to_right(predictor):
     assert "".join(str(r.digit) for r in readings) == "7041"
     assert [r.box[0] for r in readings] == sorted(r.box[0] for r in readings)
     assert torch.stack([r.pixels for r in readings]).shape == (4, 28, 28)
+
+
+@pytest.mark.parametrize("text", ["53", "35", "151"])
+def test_a_five_whose_bar_came_loose_sideways_is_read_as_one_digit(predictor, text):
+    from tests.drawing import draw_digit
+
+    kinds = ["5-loose" if c == "5" else c for c in text]
+    canvas = Image.new("L", (40 + 150 * len(kinds), 200), 255)
+    for i, kind in enumerate(kinds):
+        draw_digit(canvas, kind, (30 + 150 * i, 40, 100 + 150 * i, 160), 8)
+    readings = predictor.read_number(canvas)
+    assert "".join(str(r.digit) for r in readings) == text

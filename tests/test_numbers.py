@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
@@ -66,6 +67,25 @@ def test_a_five_with_a_loose_top_bar_is_one_digit():
     five = np.asarray(image)[:, : boxes[0][2] + 5] < 128
     assert ndimage.label(five, structure=np.ones((3, 3)))[1] == 2  # the bar really is apart
     check(find_digits(image), boxes)  # one box from the bar's top to the body's bottom
+
+
+def constant(value: float):
+    """A stand-in for the model's log-confidence: every crop scores `value`."""
+    return lambda pixels: torch.full((len(pixels),), value)
+
+
+def test_a_scorer_decides_whether_a_part_beside_a_digit_joins_it():
+    image, boxes = render_number([("5-loose", 100), ("3", 100)], stroke=5, gap=45)
+    assert len(find_digits(image)) == 3  # geometry alone: the bar has no column in common
+    assert len(segment_number(image, score=constant(0.0)).digits) == 3  # a tie goes to more digits
+    joined = segment_number(image, score=constant(-5.0)).digits  # sure only of joined runs
+    assert len(joined) == 2  # which neighbour the bar joins is the model's call (test_default_model)
+
+
+@pytest.mark.parametrize("text", ["2024", "11", "77"])
+def test_a_scorer_never_joins_two_whole_digits(text):
+    image, boxes = render_number([(kind, 100) for kind in text], gap=12)
+    check(segment_number(image, score=constant(-5.0)).digits, boxes)
 
 
 def test_specks_and_light_on_dark_do_not_add_digits():

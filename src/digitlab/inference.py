@@ -93,7 +93,8 @@ class Predictor:
         """The digits of a handwritten number, left to right (empty when there is no ink)."""
         from digitlab.numbers import segment_number
 
-        segmentation = segment_number(image)
+        # The model settles what geometry cannot: is a loose stroke part of a digit, or one?
+        segmentation = segment_number(image, score=lambda pixels: self.predict(pixels).amax(1).log())
         probabilities = self.predict(segmentation.pixels)
         return [
             self._judge(probs, crop.pixels, {}, min_confidence, crop.box)

@@ -1,11 +1,16 @@
 """Split a handwritten number into its digits, left to right, each ready for the model.
 
-No model here: a caller stacks `NumberSegmentation.pixels` and classifies them in one batch.
+Geometry first (connected components; pieces stacked in the same columns joined; specks
+dropped). Geometry cannot tell a 5 whose cap came loose from a 5 followed by a 1, so when
+neighbouring pieces could be one digit, a `score` function (the model's log-confidence, given
+by `Predictor.read_number`) decides: the split whose digits the model is surest of wins.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +26,12 @@ logger = logging.getLogger(__name__)
 OVERLAP = 0.5  # pieces sharing more than this share of the narrower one's columns are one digit
 FRAGMENT = 0.35  # a piece smaller than this share of the median digit height is a fragment
 REACH = 0.3  # a fragment this close (share of median height) joins its neighbour; else dropped
+GROUP = 3  # at most this many neighbouring pieces are tried as one digit, and only when
+WIDEST = 1.5  # together no wider than this share of the digit height, and when at most one
+PART = 0.75  # of them is a whole digit's height (two of those are two digits, never one)
+DIGIT_BONUS = 0.3  # added to each digit's log-confidence: a near tie goes to more digits
+
+Scorer = Callable[[torch.Tensor], torch.Tensor]  # N×28×28 → N log-confidences
 
 
 @dataclass
@@ -84,8 +95,12 @@ class _Piece:
         return max(dx, dy)
 
 
-def segment_number(image: Image.Image) -> NumberSegmentation:
-    """Find the digits in `image` (one line of them), ordered left to right."""
+def segment_number(image: Image.Image, score: Scorer | None = None) -> NumberSegmentation:
+    """Find the digits in `image` (one line of them), ordered left to right.
+
+    With `score`, runs of neighbouring pieces that fit in one digit's width are also tried
+    as one digit, and the split with the highest total score is kept.
+    """
     ink, info = ink_map(image)
     steps: dict[str, Any] = {"pipeline": "robust", **info, "digits": 0}
     if not info["has_ink"]:
@@ -98,7 +113,10 @@ def segment_number(image: Image.Image) -> NumberSegmentation:
     ]
     pieces = _attach_fragments(_merge_overlapping(pieces))
     pieces.sort(key=lambda p: p.x0 + p.x1)
-    digits = [_crop(ink, labels, piece, info) for piece in pieces]
+    if score is None or len(pieces) < 2:
+        digits = [_crop(ink, labels, piece, info) for piece in pieces]
+    else:
+        digits = _best_split(pieces, lambda piece: _crop(ink, labels, piece, info), score)
     steps.update(digits=len(digits), components=count)
     logger.debug("%d components → %d digits", count, len(digits))
     return NumberSegmentation(digits, steps)
@@ -146,6 +164,41 @@ def _attach_fragments(pieces: list[_Piece]) -> list[_Piece]:
         if piece.gap(nearest) <= REACH * height:
             nearest.absorb(piece)
     return digits
+
+
+def _best_split(
+    pieces: list[_Piece], crop: Callable[[_Piece], DigitCrop], score: Scorer
+) -> list[DigitCrop]:
+    """The grouping of consecutive pieces into digits that maximises the summed score."""
+    height = float(np.median([p.height for p in pieces]))
+    candidates: dict[tuple[int, int], _Piece] = {}  # (first, last + 1) → the run as one piece
+    for i in range(len(pieces)):
+        run = _Piece(list(pieces[i].labels), pieces[i].x0, pieces[i].y0, pieces[i].x1, pieces[i].y1)
+        candidates[i, i + 1] = run
+        whole = pieces[i].height >= PART * height
+        for j in range(i + 1, min(i + GROUP, len(pieces))):
+            run = _Piece(list(run.labels), run.x0, run.y0, run.x1, run.y1)
+            run.absorb(pieces[j])
+            whole += pieces[j].height >= PART * height
+            if whole > 1 or run.width > WIDEST * max(height, run.height):
+                break
+            candidates[i, j + 1] = run
+    keys = list(candidates)
+    crops = [crop(candidates[k]) for k in keys]
+    scores = dict(zip(keys, score(torch.stack([c.pixels for c in crops])).tolist(), strict=True))
+    crop_of = dict(zip(keys, crops, strict=True))
+    # best[j]: the best total for the first j pieces, and where its last digit starts.
+    best: list[tuple[float, int]] = [(0.0, 0)] + [(-math.inf, 0)] * len(pieces)
+    for (i, j), value in sorted(scores.items(), key=lambda item: item[0][1]):
+        total = best[i][0] + value + DIGIT_BONUS
+        if total > best[j][0]:
+            best[j] = (total, i)
+    digits, j = [], len(pieces)
+    while j > 0:
+        i = best[j][1]
+        digits.append(crop_of[i, j])
+        j = i
+    return digits[::-1]
 
 
 def _crop(ink: np.ndarray, labels: np.ndarray, piece: _Piece, info: dict[str, Any]) -> DigitCrop:
