@@ -1,35 +1,41 @@
 """Load on the web service: N concurrent clients post a 280×280 PNG for a fixed time.
 
-The server runs in a subprocess (`digitlab.service.serve`, as `digitlab serve` runs it) so its
-work does not share the clients' interpreter; the clients are asyncio tasks on one httpx
-client. Prints requests/s, client-side p50/p99 latency, errors, and the server-side p50
+The server runs in subprocesses (`digitlab serve --workers N`, default 2: one per core of the
+2-core machines this was written on) so its work does not share the clients' interpreter.
+Each client is a thread with one keep-alive connection (http.client: a few hundred µs of
+client CPU per request, where httpx's asyncio client took over a millisecond of the same two
+cores). Prints requests/s, client-side p50/p99 latency, errors, and the server-side p50/p99
 from the X-Process-Time-Ms header. A measurement, never an assertion.
 
-    python benchmarks/load.py [--clients 8] [--seconds 30] [--model CHECKPOINT] [--number]
+    python benchmarks/load.py [--clients 8] [--seconds 30] [--workers 2] [--model CHECKPOINT]
+    python benchmarks/load.py --clients 1 --seconds 10   # one request at a time: latency
     python benchmarks/load.py --url http://127.0.0.1:8000   # an already running server
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import http.client
 import io
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
-import httpx
 from PIL import Image, ImageDraw
 
 SERVER = """
 import logging, sys
 from digitlab.service import ServiceSettings, serve
 logging.basicConfig(level=logging.WARNING)
-serve(ServiceSettings(model=sys.argv[1] or None), "127.0.0.1", int(sys.argv[2]))
+serve(ServiceSettings(model=sys.argv[1] or None), "127.0.0.1", int(sys.argv[2]), int(sys.argv[3]))
 """
 
 
@@ -37,10 +43,13 @@ serve(ServiceSettings(model=sys.argv[1] or None), "127.0.0.1", int(sys.argv[2]))
 class Tally:
     latencies: list[float] = field(default_factory=list)  # ms, successful requests
     server_ms: list[float] = field(default_factory=list)
+    work_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def error(self, kind: str) -> None:
-        self.errors[kind] = self.errors.get(kind, 0) + 1
+        with self.lock:
+            self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
 def drawn_seven(size: int = 280) -> bytes:
@@ -60,8 +69,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(model: str | None, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", SERVER, model or "", str(port)])
+def start_server(model: str | None, port: int, workers: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", SERVER, model or "", str(port), str(workers)])
 
 
 def wait_ready(base: str, server: subprocess.Popen[bytes] | None, timeout: float = 120) -> None:
@@ -70,41 +79,70 @@ def wait_ready(base: str, server: subprocess.Popen[bytes] | None, timeout: float
         if server is not None and server.poll() is not None:
             sys.exit(f"load.py: the server exited with status {server.returncode}")
         try:
-            if httpx.get(base + "/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.2)
     sys.exit(f"load.py: {base} did not answer /healthz within {timeout:.0f} s")
 
 
-async def one_client(http: httpx.AsyncClient, url: str, body: bytes, deadline: float, tally: Tally) -> None:
-    while time.perf_counter() < deadline:
-        start = time.perf_counter()
+def one_client(url: str, body: bytes, start: threading.Barrier, deadline: list[float],
+               tally: Tally) -> None:
+    """Post `body` over one keep-alive connection until the deadline; reconnect after errors."""
+    parts = urlsplit(url)
+    headers = {"Content-Type": "image/png"}
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    for _ in range(3):  # warm-up: first-request costs are not the steady state
+        connection.request("POST", parts.path, body, headers)
+        connection.getresponse().read()
+    latencies, server_ms, work_ms = [], [], []
+    start.wait()
+    while time.perf_counter() < deadline[0]:
+        began = time.perf_counter()
         try:
-            response = await http.post(url, content=body, headers={"content-type": "image/png"})
-        except httpx.HTTPError as e:
+            connection.request("POST", parts.path, body, headers)
+            response = connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException) as e:
             tally.error(type(e).__name__)
+            connection.close()
+            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
             continue
-        elapsed = 1000 * (time.perf_counter() - start)
-        if response.status_code != 200:
-            tally.error(f"HTTP {response.status_code}")
+        elapsed = 1000 * (time.perf_counter() - began)
+        if response.status != 200:
+            tally.error(f"HTTP {response.status}")
             continue
-        tally.latencies.append(elapsed)
-        if "x-process-time-ms" in response.headers:
-            tally.server_ms.append(float(response.headers["x-process-time-ms"]))
+        latencies.append(elapsed)
+        if (header := response.getheader("x-process-time-ms")) is not None:
+            server_ms.append(float(header))
+        for part in (response.getheader("server-timing") or "").split(","):
+            if part.strip().startswith("work;dur="):
+                work_ms.append(float(part.split("=")[1]))
+    connection.close()
+    with tally.lock:
+        tally.latencies += latencies
+        tally.server_ms += server_ms
+        tally.work_ms += work_ms
 
 
-async def run_load(url: str, body: bytes, clients: int, seconds: float) -> tuple[Tally, float]:
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as http:
-        for _ in range(3):  # warm-up: first-request costs are not the steady state
-            (await http.post(url, content=body, headers={"content-type": "image/png"})).raise_for_status()
-        tally = Tally()
-        start = time.perf_counter()
-        deadline = start + seconds
-        await asyncio.gather(*(one_client(http, url, body, deadline, tally) for _ in range(clients)))
-        return tally, time.perf_counter() - start
+def run_load(url: str, body: bytes, clients: int, seconds: float) -> tuple[Tally, float]:
+    tally, deadline = Tally(), [0.0]
+
+    def go() -> None:  # run by the barrier once every client has warmed up, before any goes on
+        deadline[0] = time.perf_counter() + seconds
+
+    ready = threading.Barrier(clients + 1, action=go)
+    threads = [threading.Thread(target=one_client, args=(url, body, ready, deadline, tally))
+               for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    ready.wait()
+    start = deadline[0] - seconds
+    for thread in threads:
+        thread.join()
+    return tally, time.perf_counter() - start
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -123,7 +161,8 @@ def report(tally: Tally, elapsed: float, clients: int, url: str) -> None:
           + (f" {tally.errors}" if errors else ""))
     print(f"throughput  {done / elapsed:.1f} requests/s")
     for name, values, source in (("latency", tally.latencies, "client side"),
-                                 ("server", tally.server_ms, "X-Process-Time-Ms")):
+                                 ("server", tally.server_ms, "X-Process-Time-Ms: arrival to response"),
+                                 ("work", tally.work_ms, "Server-Timing work: decode, read, describe")):
         p50, p99 = percentile(values, 50), percentile(values, 99)
         print(f"{name:<11} p50 {p50:.1f} ms, p99 {p99:.1f} ms ({source})")
 
@@ -132,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--seconds", type=float, default=30, help="how long to send (default 30)")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
+    parser.add_argument("--settle", type=float, default=10,
+                        help="seconds to let the other workers load after the first answers")
     parser.add_argument("--model", help="checkpoint for the server (default: the packaged model)")
     parser.add_argument("--number", action="store_true", help="post to /api/v1/predict/number")
     parser.add_argument("--url", help="use this running server instead of starting one")
@@ -140,16 +182,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = None
     base = args.url.rstrip("/") if args.url else f"http://127.0.0.1:{free_port()}"
     if not args.url:
-        server = start_server(args.model, int(base.rsplit(":", 1)[1]))
+        server = start_server(args.model, int(base.rsplit(":", 1)[1]), args.workers)
     try:
         wait_ready(base, server)
+        if server is not None and args.workers > 1:
+            time.sleep(args.settle)  # /healthz answered from the first worker; let the others load
         url = base + ("/api/v1/predict/number" if args.number else "/api/v1/predict")
-        tally, elapsed = asyncio.run(run_load(url, drawn_seven(), args.clients, args.seconds))
+        tally, elapsed = run_load(url, drawn_seven(), args.clients, args.seconds)
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-    print(f"cpus        {os.cpu_count()} (shared with anything else running)")
+    print(f"cpus        {os.cpu_count()} (shared with anything else running); "
+          f"server workers {'?' if args.url else args.workers}")
     report(tally, elapsed, args.clients, url)
     return 0
 

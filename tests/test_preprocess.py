@@ -97,6 +97,24 @@ def test_photo_with_uneven_light_noise_and_specks():
     assert similarity(prepared.pixels, preprocess(clean).pixels) > 0.9
 
 
+@pytest.mark.parametrize("kind", DIGITS)
+def test_the_quick_first_look_gives_what_the_full_look_gives(kind, monkeypatch):
+    image = digit_image(kind, size=280, stroke=18)  # a typical canvas drawing
+    quick = preprocess(image)
+    assert quick.steps["work_scale"] < 1  # it was read from the small copy
+    monkeypatch.setattr("digitlab.preprocess.QUICK_SIZE", 10_000)  # no quick look
+    full = preprocess(image)
+    assert full.steps["work_scale"] == 1
+    assert similarity(quick.pixels, full.pixels) > 0.97
+    assert quick.steps["ink_box"] == pytest.approx(full.steps["ink_box"], abs=3)
+
+
+def test_thin_or_small_digits_skip_the_quick_look():
+    for image in (digit_image("4", size=280, stroke=2), digit_image("4", size=600, stroke=12,
+                                                                     box=(280, 280, 320, 340))):
+        assert preprocess(image).steps["work_scale"] > 128 / max(image.size)
+
+
 def test_building_blocks_for_numbers():
     ink, info = ink_map(digit_image("0", size=100))
     assert ink.dtype == np.float32 and ink.shape == (100, 100) and info["has_ink"]

@@ -111,7 +111,9 @@ def test_a_png_digit_gets_ten_probabilities_and_the_image_the_model_saw(client):
     assert body["preprocess"]["pipeline"] == "robust" and body["preprocess"]["has_ink"]
     seen = decode_data_url(body["input_png"])
     assert seen.size == (28, 28) and seen.mode == "L" and seen.getextrema()[1] > 0
-    assert float(response.headers["X-Process-Time-Ms"]) >= 0
+    total = float(response.headers["X-Process-Time-Ms"])
+    timing = dict(part.strip().split(";dur=") for part in response.headers["Server-Timing"].split(","))
+    assert 0 < float(timing["work"]) <= float(timing["total"]) == pytest.approx(total, abs=0.01)
 
 
 def test_multipart_and_raw_bodies_give_the_same_answer(client):
@@ -305,6 +307,28 @@ def test_serve_hands_the_loaded_model_to_uvicorn(tmp_path, monkeypatch, predicto
     (app, kwargs), = calls
     assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8123
     assert TestClient(app).get("/healthz").status_code == 200
+
+
+def test_serve_with_workers_hands_its_settings_to_each_worker(tmp_path, monkeypatch, predictor):
+    import uvicorn
+
+    from digitlab.service.app import SETTINGS_ENV, app_from_environment
+
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, predictor.checkpoint)
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    serve(ServiceSettings(model=str(path), min_confidence=0.8), port=8124, workers=2)
+    (target, kwargs), = calls
+    assert target == "digitlab.service.app:app_from_environment"
+    assert kwargs["factory"] is True and kwargs["workers"] == 2 and kwargs["port"] == 8124
+    # What a worker process does: build the app from the environment serve() left it.
+    with TestClient(app_from_environment()) as client:
+        assert client.get("/api/v1/model").json()["min_confidence"] == 0.8
+        assert client.post("/api/v1/predict", content=SEVEN, headers=RAW).status_code == 200
+    with pytest.raises(ConfigError):
+        serve(ServiceSettings(model=str(path)), workers=0)
 
 
 @pytest.mark.parametrize("bad", [{"min_confidence": 1.5}, {"max_upload_bytes": 0}, {"max_pixels": -1}])

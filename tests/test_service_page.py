@@ -147,6 +147,8 @@ def test_a_chosen_file_is_read(page, tmp_path):
     path = tmp_path / "one.png"
     digit_image("1", size=300, stroke=20).save(path)
     page.set_input_files("#file", str(path))
+    # The file is decoded asynchronously before its request goes out: wait for that first.
+    page.wait_for_function("() => document.getElementById('answer').innerText !== '?'", timeout=20_000)
     assert settled_answer(page) == "1"
     assert page.locator("#clear").is_enabled()
 

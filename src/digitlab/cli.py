@@ -163,7 +163,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from digitlab.service import ServiceSettings, serve
 
     settings = ServiceSettings(model=args.model, min_confidence=args.min_confidence)
-    serve(settings, host=args.host, port=args.port)
+    serve(settings, host=args.host, port=args.port, workers=args.workers)
     return 0
 
 
@@ -264,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", cmd_serve, "serve the drawing page and the JSON API (/api/v1, /docs)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=positive_int, default=8000, help="port (default 8000)")
+    p.add_argument("--workers", type=positive_int, default=1, metavar="N",
+                   help="server processes, each with its own model copy (default 1; use the "
+                        "number of cores for the most requests/s)")
     p.add_argument("--model", metavar="CHECKPOINT",
                    help="a .pt from `digitlab train` (default: the model shipped with digitlab)")
     p.add_argument("--min-confidence", type=probability, default=0.5, metavar="P",

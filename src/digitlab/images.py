@@ -27,11 +27,13 @@ MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompress
 ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO
 
 
-def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
+def load_image(source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode a file, bytes or binary stream (first frame, EXIF-upright) or raise ImageError.
 
-    `name` labels error messages for bytes and streams (e.g. an upload's filename).
+    `name` labels error messages for bytes and streams (e.g. an upload's filename). Images of
+    more than `max_pixels` (at most MAX_PIXELS) are refused from their header, undecoded.
     """
+    max_pixels = min(max_pixels, MAX_PIXELS)
     if isinstance(source, (bytes, bytearray)):
         label, stream = name or "<bytes>", io.BytesIO(source)
     elif isinstance(source, (str, os.PathLike)):
@@ -47,9 +49,9 @@ def load_image(source: ImageSource, name: str | None = None) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(stream) as image:
                 width, height = image.size
-                if width * height > MAX_PIXELS:
+                if width * height > max_pixels:
                     raise ImageError(f"{label}: image too large ({width}×{height} pixels, "
-                                     f"limit {MAX_PIXELS:,})")
+                                     f"limit {max_pixels:,})")
                 image.load()
                 return _upright(image, label)
     except Image.DecompressionBombError:  # not an OSError: must come before the generic clause
