@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -95,8 +96,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                               train_limit=args.train_limit, test_limit=args.test_limit)
         run_dir = Path(args.out) if args.out else default_run_dir(config.recipe)
     result = train(config, data_cfg, run_dir, resume=bool(args.resume))
-    print(f"{config.model}: test accuracy {100 * result.accuracy:.2f}% after {result.epochs} "
-          f"epoch(s), {result.seconds:.1f} s; run folder {result.run_dir}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{config.model}: test accuracy {100 * result.accuracy:.2f}% after {result.epochs} "
+              f"epoch(s), {result.seconds:.1f} s; run folder {result.run_dir}")
     return 0
 
 
@@ -295,8 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    rank = int(os.environ.get("RANK", "0"))  # under torchrun, rank 0 speaks for the job
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
+        level=logging.WARNING if args.quiet or rank else logging.INFO,
+        format="%(message)s" if not rank else f"[rank {rank}] %(message)s",
         stream=sys.stderr, force=True,
     )
     try:

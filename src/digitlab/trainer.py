@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from digitlab import __version__
+from digitlab import __version__, distributed
 from digitlab.augment import Augment, AugmentConfig
 from digitlab.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from digitlab.config import DataConfig, TrainConfig
@@ -54,8 +54,21 @@ def _run_config(config: TrainConfig, data: DataConfig, device: torch.device, par
 
 
 def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = False) -> RunResult:
-    """Train `config` on `data`, writing everything to `run_dir`; resume from its last.pt."""
-    device = resolve_device(config.device)
+    """Train `config` on `data`, writing everything to `run_dir`; resume from its last.pt.
+
+    Under torchrun each process trains on its shard of every epoch with gradients all-reduced
+    (DistributedDataParallel); rank 0 alone writes the run folder.
+    """
+    ranks = distributed.from_environment(resolve_device(config.device))
+    try:
+        return _train(config, data, ranks.broadcast(run_dir), resume, ranks)
+    finally:
+        distributed.shutdown(ranks)
+
+
+def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
+           ranks: distributed.Distributed) -> RunResult:
+    device = ranks.device(resolve_device(config.device))
     spec = get_dataset(data.dataset)
     torch.manual_seed(config.seed)
     train_x, train_y = load_split(data.root, train=True, spec=spec, limit=data.train_limit)
@@ -66,7 +79,7 @@ def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = F
     augment = Augment(AugmentConfig(**config.augment)) if config.augment is not None else None
     train_batches = TensorLoader(
         train_x, train_y, config.batch_size, shuffle=True, seed=config.seed, augment=augment,
-        **common,
+        shard=ranks.rank, num_shards=ranks.world_size, **common,
     )
     test_batches = TensorLoader(test_x, test_y, config.test_batch_size, **common)
 
@@ -74,18 +87,20 @@ def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = F
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)  # inputs are N×1×H×W: same layout either way
+    trained = ranks.wrap(model)  # what the batches go through; `model` is what gets saved
     optimizer = create_optimizer(config, model.parameters())
     scheduler = create_scheduler(config, optimizer, len(train_batches))
     per_batch = scheduler is not None and config.scheduler in PER_BATCH_SCHEDULERS
     history, start_epoch = History(), 1
     if resume:
         start_epoch, history = _restore(run_dir, model, optimizer, scheduler)
-    else:
+    elif ranks.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / CONFIG, _run_config(config, data, device, count_parameters(model)))
     logger.info(
-        "training %s (%d parameters) on %s, %d training images; run folder %s",
-        config.model, count_parameters(model), device, len(train_x), run_dir,
+        "training %s (%d parameters) on %s, %d training images%s; run folder %s",
+        config.model, count_parameters(model), device, len(train_x),
+        f" in {ranks.world_size} processes" if ranks.enabled else "", run_dir,
     )
     limit = 1 if config.dry_run else None
     epochs = 1 if config.dry_run else config.epochs
@@ -94,8 +109,9 @@ def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = F
         train_batches.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         stats = train_one_epoch(
-            model, train_batches, optimizer, log_interval=config.log_interval,
-            max_batches=limit, progress=config.progress, description=f"epoch {epoch}/{epochs}",
+            trained, train_batches, optimizer, log_interval=config.log_interval,
+            max_batches=limit, progress=config.progress and ranks.is_main,
+            description=f"epoch {epoch}/{epochs}",
             step_hook=scheduler.step if per_batch else None,  # type: ignore[union-attr]
             label_smoothing=config.label_smoothing,
         )
@@ -103,26 +119,39 @@ def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = F
             scheduler.step()
         result = evaluate(model, test_batches, len(spec.classes), max_batches=limit)
         seen_before = history.epochs[-1]["samples"] if history.epochs else 0
+        world = ranks.world_size  # samples seen by the model: every rank's batches count
         history.train += [
-            {"epoch": epoch, "samples": seen_before + s, "loss": loss} for s, loss in stats.log
+            {"epoch": epoch, "samples": seen_before + world * s, "loss": loss} for s, loss in stats.log
         ]
         history.epochs.append({
-            "epoch": epoch, "samples": seen_before + stats.samples, "train_loss": stats.loss,
+            "epoch": epoch, "samples": seen_before + world * stats.samples,
+            "train_loss": ranks.mean(stats.loss),
             "test_loss": result.loss, "accuracy": result.accuracy, "lr": lr,
-            "seconds": stats.seconds + result.seconds, "images_per_s": stats.images_per_s,
+            "seconds": stats.seconds + result.seconds,
+            "images_per_s": stats.images_per_s * ranks.world_size,
         })
         logger.info(
             "epoch %d/%d: test loss %.4f, accuracy %.2f%% (%d/%d), %.1f s (%.0f images/s)",
             epoch, epochs, result.loss, 100 * result.accuracy, result.correct, result.total,
             stats.seconds + result.seconds, stats.images_per_s,
         )
+        if not ranks.is_main:
+            continue
         checkpoint = _checkpoint(config, spec, model, optimizer, scheduler, epoch, history)
         save_checkpoint(run_dir / LAST, checkpoint)
         if result.accuracy >= best:
             best = result.accuracy
             save_checkpoint(run_dir / BEST, checkpoint)
         write_metrics(run_dir, history, _summary(config, device, history))
-    return _finish(config, model, run_dir, history)
+    if ranks.enabled:  # every rank must end with the same weights; say whether they did
+        checksums = ranks.gather(distributed.weights_checksum(model))
+        summary = {**_summary(config, device, history), "world_size": ranks.world_size,
+                   "rank_checksums": checksums, "ranks_agree": len(set(checksums)) == 1}
+        if ranks.is_main:
+            write_metrics(run_dir, history, summary)
+        if not summary["ranks_agree"]:
+            logger.error("the ranks' weights differ at the end: %s", checksums)
+    return _finish(config, model, run_dir, history, write=ranks.is_main)
 
 
 def _add_printed(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
@@ -185,11 +214,13 @@ def _summary(config: TrainConfig, device: torch.device, history: History) -> dic
     }
 
 
-def _finish(config: TrainConfig, model: nn.Module, run_dir: Path, history: History) -> RunResult:
+def _finish(config: TrainConfig, model: nn.Module, run_dir: Path, history: History,
+            write: bool = True) -> RunResult:
     from digitlab.plots import plot_performance, save_figure
 
-    save_figure(plot_performance([load_run(run_dir)]), run_dir / PLOT)
-    if config.save_model:
+    if write:
+        save_figure(plot_performance([load_run(run_dir)]), run_dir / PLOT)
+    if config.save_model and write:
         # The tutorial's format: a bare state_dict its own classify script can load.
         with atomic_path(run_dir / "mnist_cnn.pt") as tmp:
             torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
