@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import glob
 import logging
 import os
@@ -41,13 +42,31 @@ class Reading:
         return float(self.probabilities.max()) if self.probabilities is not None else 0.0
 
 
+def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
+    """An eval-mode copy of `model` with each Conv2d→BatchNorm2d pair (inside a Sequential)
+    folded into one convolution: the same outputs, one op fewer per pair."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model = copy.deepcopy(model).eval()
+    for module in model.modules():
+        if not isinstance(module, torch.nn.Sequential):
+            continue
+        names = list(module._modules)
+        for first, second in zip(names, names[1:], strict=False):
+            conv, norm = module._modules[first], module._modules[second]
+            if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
+                module._modules[first] = fuse_conv_bn_eval(conv, norm)
+                module._modules[second] = torch.nn.Identity()
+    return model
+
+
 class Predictor:
     """A model loaded once, with its normalisation and class names."""
 
     def __init__(self, model: torch.nn.Module, checkpoint: Checkpoint, device: torch.device) -> None:
         # Channels-last convolutions run about twice as fast on CPU (measured: one image
         # 1.4 → 0.6 ms, batches 1.7× the images/s); the weights are the same numbers.
-        self.model = model.eval().to(memory_format=torch.channels_last)
+        self.model = fold_batch_norm(model.eval()).to(memory_format=torch.channels_last)
         self.checkpoint, self.device = checkpoint, device
 
     @classmethod

@@ -31,6 +31,7 @@ __all__ = [  # the first five are re-exported from digitlab.images
 logger = logging.getLogger(__name__)
 
 WORK_SIZE = 768  # longest side we analyse at: 8 digits in a row still get ~90 px each
+FLOAT_PIXELS = 1_000_000  # images up to this size are shrunk in floating point
 QUICK_SIZE = 128  # a first look at this size is enough for a digit at least QUICK_DIGIT px
 QUICK_DIGIT, QUICK_STROKE = 56, 3.0  # tall there, drawn in strokes at least QUICK_STROKE wide
 BACKGROUND_SIZE = 64  # shorter side of the copy the lighting is estimated on
@@ -153,8 +154,14 @@ def to_original(box: list[int], info: dict[str, Any]) -> list[int]:
 
 
 def _working_gray(image: Image.Image, work_size: int) -> tuple[np.ndarray, float]:
-    """Grayscale at ≤ work_size; 8-bit modes are shrunk by PIL first, far cheaper than floats."""
+    """Grayscale at ≤ work_size; big 8-bit images are shrunk by PIL first, far cheaper than floats.
+
+    Small ones are shrunk as floats: 8-bit results are rounded, and rounding is not symmetric
+    under inversion, so light-on-dark and dark-on-light would not give the same digit.
+    """
     factor = work_size / max(image.size)
+    if image.width * image.height <= FLOAT_PIXELS:
+        return _shrink(to_grayscale(image), factor)
     if factor < 1 and image.mode in ("1", "P", "PA"):
         image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "L")
     if factor < 1 and image.mode in ("L", "RGB", "RGBA", "LA", "CMYK"):
@@ -319,7 +326,9 @@ def _why_no_ink(mask: np.ndarray, contrast: float) -> str | None:
 
 def _normalise(crop: np.ndarray) -> tuple[torch.Tensor, dict[str, Any]]:
     """A tightly cropped digit → 28×28 tensor, and the stroke width, thickening and scale used."""
-    crop = crop / max(float(crop.max()), 1e-6)
+    # Rounded: 1 - x and x differ by float noise, and anti-aliased edges sit exactly at the
+    # 0.5 the stroke width is measured at, so noise would decide between ink and paper there.
+    crop = np.round(crop / max(float(crop.max()), 1e-6), 5)
     mid, factor = _shrink(crop, MID_SIZE / max(crop.shape))
     # Max-pool-like footprint: every mid pixel a stroke touches, so thin lines stay connected.
     touched = _resize((crop > 0.5).astype(np.float32), mid.shape) > 0.05
