@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -70,22 +71,22 @@ def test_a_five_with_a_loose_top_bar_is_one_digit():
 
 
 def constant(value: float):
-    """A stand-in for the model's log-confidence: every crop scores `value`."""
-    return lambda pixels: torch.full((len(pixels),), value)
+    """A stand-in for the model: every crop's top probability is exp(`value`)."""
+    return lambda pixels: torch.full((len(pixels), 1), math.exp(value))
 
 
 def test_a_scorer_decides_whether_a_part_beside_a_digit_joins_it():
     image, boxes = render_number([("5-loose", 100), ("3", 100)], stroke=5, gap=45)
     assert len(find_digits(image)) == 3  # geometry alone: the bar has no column in common
-    assert len(segment_number(image, score=constant(0.0)).digits) == 3  # a tie goes to more digits
-    joined = segment_number(image, score=constant(-5.0)).digits  # sure only of joined runs
+    assert len(segment_number(image, classify=constant(0.0)).digits) == 3  # a tie goes to more digits
+    joined = segment_number(image, classify=constant(-5.0)).digits  # sure only of joined runs
     assert len(joined) == 2  # which neighbour the bar joins is the model's call (test_default_model)
 
 
 @pytest.mark.parametrize("text", ["2024", "11", "77"])
 def test_a_scorer_never_joins_two_whole_digits(text):
     image, boxes = render_number([(kind, 100) for kind in text], gap=12)
-    check(segment_number(image, score=constant(-5.0)).digits, boxes)
+    check(segment_number(image, classify=constant(-5.0)).digits, boxes)
 
 
 def test_specks_and_light_on_dark_do_not_add_digits():

@@ -116,8 +116,11 @@ class Predictor:
         from digitlab.numbers import segment_number
 
         # The model settles what geometry cannot: is a loose stroke part of a digit, or one?
-        segmentation = segment_number(image, score=lambda pixels: self.predict(pixels).amax(1).log())
-        probabilities = self.predict(segmentation.pixels)
+        segmentation = segment_number(image, classify=self.predict)
+        if all(d.probabilities is not None for d in segmentation.digits):
+            probabilities = [d.probabilities for d in segmentation.digits]  # classified while splitting
+        else:
+            probabilities = self.predict(segmentation.pixels)
         return [
             self._judge(probs, crop.pixels, {}, min_confidence, crop.box)
             for crop, probs in zip(segmentation.digits, probabilities, strict=True)

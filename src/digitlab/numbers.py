@@ -2,8 +2,8 @@
 
 Geometry first (connected components; pieces stacked in the same columns joined; specks
 dropped). Geometry cannot tell a 5 whose cap came loose from a 5 followed by a 1, so when
-neighbouring pieces could be one digit, a `score` function (the model's log-confidence, given
-by `Predictor.read_number`) decides: the split whose digits the model is surest of wins.
+neighbouring pieces could be one digit, a `classify` function (the model, given by
+`Predictor.read_number`) decides: the split whose digits the model is surest of wins.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ WIDEST = 1.5  # together no wider than this share of the digit height, and when 
 PART = 0.75  # of them is a whole digit's height (two of those are two digits, never one)
 DIGIT_BONUS = 0.3  # added to each digit's log-confidence: a near tie goes to more digits
 
-Scorer = Callable[[torch.Tensor], torch.Tensor]  # N×28×28 → N log-confidences
+Classifier = Callable[[torch.Tensor], torch.Tensor]  # N×28×28 → N×classes probabilities
 
 
 @dataclass
@@ -40,6 +40,7 @@ class DigitCrop:
 
     box: list[int]
     pixels: torch.Tensor
+    probabilities: torch.Tensor | None = None  # the classifier's answer, when it was asked
 
 
 @dataclass
@@ -95,11 +96,12 @@ class _Piece:
         return max(dx, dy)
 
 
-def segment_number(image: Image.Image, score: Scorer | None = None) -> NumberSegmentation:
+def segment_number(image: Image.Image, classify: Classifier | None = None) -> NumberSegmentation:
     """Find the digits in `image` (one line of them), ordered left to right.
 
-    With `score`, runs of neighbouring pieces that fit in one digit's width are also tried
-    as one digit, and the split with the highest total score is kept.
+    With `classify`, runs of neighbouring pieces that fit in one digit's width are also tried
+    as one digit, the split with the highest total log-confidence is kept, and each digit
+    keeps its probabilities (so the caller need not classify it again).
     """
     ink, info = ink_map(image)
     steps: dict[str, Any] = {"pipeline": "robust", **info, "digits": 0}
@@ -113,10 +115,10 @@ def segment_number(image: Image.Image, score: Scorer | None = None) -> NumberSeg
     ]
     pieces = _attach_fragments(_merge_overlapping(pieces))
     pieces.sort(key=lambda p: p.x0 + p.x1)
-    if score is None or len(pieces) < 2:
+    if classify is None or len(pieces) < 2:
         digits = [_crop(ink, labels, piece, info) for piece in pieces]
     else:
-        digits = _best_split(pieces, lambda piece: _crop(ink, labels, piece, info), score)
+        digits = _best_split(pieces, lambda piece: _crop(ink, labels, piece, info), classify)
     steps.update(digits=len(digits), components=count)
     logger.debug("%d components → %d digits", count, len(digits))
     return NumberSegmentation(digits, steps)
@@ -167,9 +169,9 @@ def _attach_fragments(pieces: list[_Piece]) -> list[_Piece]:
 
 
 def _best_split(
-    pieces: list[_Piece], crop: Callable[[_Piece], DigitCrop], score: Scorer
+    pieces: list[_Piece], crop: Callable[[_Piece], DigitCrop], classify: Classifier
 ) -> list[DigitCrop]:
-    """The grouping of consecutive pieces into digits that maximises the summed score."""
+    """The grouping of consecutive pieces into digits that maximises the summed log-confidence."""
     height = float(np.median([p.height for p in pieces]))
     candidates: dict[tuple[int, int], _Piece] = {}  # (first, last + 1) → the run as one piece
     for i in range(len(pieces)):
@@ -185,7 +187,10 @@ def _best_split(
             candidates[i, j + 1] = run
     keys = list(candidates)
     crops = [crop(candidates[k]) for k in keys]
-    scores = dict(zip(keys, score(torch.stack([c.pixels for c in crops])).tolist(), strict=True))
+    probabilities = classify(torch.stack([c.pixels for c in crops]))
+    for c, probs in zip(crops, probabilities, strict=True):
+        c.probabilities = probs
+    scores = dict(zip(keys, probabilities.amax(1).log().tolist(), strict=True))
     crop_of = dict(zip(keys, crops, strict=True))
     # best[j]: the best total for the first j pieces, and where its last digit starts.
     best: list[tuple[float, int]] = [(0.0, 0)] + [(-math.inf, 0)] * len(pieces)

@@ -279,10 +279,12 @@ def _drop_specks(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _coherence(mask: np.ndarray) -> float:
-    """Variance left after a 3×3 mean over the mask's variance: 1/9 for iid noise, ≥1/3 for lines."""
+def _coherence(mask: np.ndarray, box: list[int] | None) -> float:
+    """Variance left after a 3×3 mean over the mask's variance: 1/9 for iid noise, ≥1/3 for lines.
+
+    `box` is the mask's `ink_box`.
+    """
     p = float(np.count_nonzero(mask)) / mask.size
-    box = ink_box(mask, level=0)
     if box is None or p == 1.0:
         return 0.0
     # The 3×3 mean is zero more than a pixel away from the ink, so filter only the ink's box
@@ -315,7 +317,7 @@ def _why_no_ink(mask: np.ndarray, contrast: float) -> str | None:
         return "too little ink"
     if area > MAX_INK_FRACTION * mask.size:
         return "ink covers most of the image"
-    if _coherence(mask) < MIN_COHERENCE:
+    if _coherence(mask, box) < MIN_COHERENCE:
         return "no strokes, only noise"
     if area < SMALL_INK_FRACTION * mask.size:  # only small ink can be a lone dot; skip the EDT
         blob = mask[box[1] : box[3], box[0] : box[2]]

@@ -59,16 +59,16 @@ def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = F
     Under torchrun each process trains on its shard of every epoch with gradients all-reduced
     (DistributedDataParallel); rank 0 alone writes the run folder.
     """
-    ranks = distributed.from_environment(resolve_device(config.device))
+    device = resolve_device(config.device)
+    ranks = distributed.from_environment(device)
     try:
-        return _train(config, data, ranks.broadcast(run_dir), resume, ranks)
+        return _train(config, data, ranks.broadcast(run_dir), resume, ranks, ranks.device(device))
     finally:
         distributed.shutdown(ranks)
 
 
 def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
-           ranks: distributed.Distributed) -> RunResult:
-    device = ranks.device(resolve_device(config.device))
+           ranks: distributed.Distributed, device: torch.device) -> RunResult:
     spec = get_dataset(data.dataset)
     torch.manual_seed(config.seed)
     train_x, train_y = load_split(data.root, train=True, spec=spec, limit=data.train_limit)
