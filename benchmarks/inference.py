@@ -2,9 +2,13 @@
 
 Times `Predictor.predict` (normalise, forward, probabilities) on in-memory 28×28 images, so file
 decoding and preprocessing are left out; medians of --repeats passes over the 10,000 images.
-The Predictor folds batch norm into the convolutions and runs channels-last.
+The Predictor folds batch norm into the convolutions, pools before ReLU and runs channels-last.
 
-    python benchmarks/inference.py [--model CHECKPOINT] [--threads 2] [--repeats 5]
+Then (unless --folder 0) the whole command a user runs: the test digits written as PNG files
+into one folder, and `digitlab classify FOLDER --json` timed from start to exit (Python and
+torch start-up, model load, reading, preprocessing, classifying, printing), median of 3.
+
+    python benchmarks/inference.py [--model CHECKPOINT] [--threads 2] [--repeats 5] [--folder N]
 """
 
 from __future__ import annotations
@@ -12,9 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
+from PIL import Image
 
 from digitlab import data
 from digitlab.inference import Predictor
@@ -26,6 +35,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--folder", type=int, default=10_000, help="PNG files to classify (0: skip)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -43,6 +53,30 @@ def main() -> None:
         accuracy = float((out.argmax(1) == labels).float().mean())
         print(f"batch {batch:>5}: {len(pixels) / statistics.median(times):>8.0f} images/s "
               f"(accuracy {100 * accuracy:.2f}%)")
+    if args.folder:
+        classify_folder(images[: args.folder], labels[: args.folder], args.model)
+
+
+def classify_folder(images: torch.Tensor, labels: torch.Tensor, model: str | None) -> None:
+    import json
+
+    with tempfile.TemporaryDirectory(prefix="classify-folder-") as tmp:
+        for i, image in enumerate(images):
+            Image.fromarray(image.numpy()).save(Path(tmp) / f"{i:05d}.png")
+        command = [sys.executable, "-m", "digitlab", "classify", tmp, "--json"]
+        if model:
+            command += ["--model", model]
+        times, output = [], ""
+        for _ in range(3):
+            start = time.perf_counter()
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            times.append(time.perf_counter() - start)
+    results = json.loads(output)
+    right = sum(r.get("label") == str(int(y)) for r, y in zip(results, labels, strict=True))
+    seconds = statistics.median(times)
+    print(f"digitlab classify on a folder of {len(images)} PNGs, whole command: {seconds:.2f} s, "
+          f"{len(images) / seconds:.0f} images/s ({100 * right / len(images):.2f}% right, "
+          f"no digit counted wrong)")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -38,10 +39,11 @@ def test_train_evaluate_plot_classify_end_to_end(mnist_root, tmp_path, capsys):
 
     samples = tmp_path / "samples"
     assert run(capsys, "data", "samples", "--out", str(samples), "--data-dir", str(mnist_root))[0] == 0
-    code, out, _ = run(capsys, "classify", str(samples), "--model", str(run_dir / "best.pt"),
-                       "--json", "--top-k", "3", "--min-confidence", "0")
+    code, out, err = run(capsys, "classify", str(samples), "--model", str(run_dir / "best.pt"),
+                         "--json", "--top-k", "3", "--min-confidence", "0")
     results = json.loads(out)
     assert code == 0 and len(results) == 30  # 10 digits × paper, canvas, photo
+    assert re.search(r"^30 images in [\d.]+ s \(\d+ images/s", err, re.M)  # the throughput
     assert {"path", "digit", "confidence", "probabilities", "preprocess"} <= set(results[0])
     correct = sum(r["digit"] == int(r["path"].split("digit-")[1][0]) for r in results)
     assert correct >= 20 and len(results[0]["top_k"]) == 3  # a 2-epoch mlp on 10,000 digits

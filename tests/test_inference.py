@@ -61,6 +61,8 @@ def test_folding_batch_norm_keeps_the_outputs_and_leaves_the_model_alone():
     folded = fold_batch_norm(model)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 3  # a copy was folded
+    stage = [type(m).__name__ for m in folded.features[0]]
+    assert stage == ["Conv2d", "Identity", "MaxPool2d", "ReLU"]  # pooled before ReLU
     x = torch.randn(16, 1, 28, 28)
     with torch.no_grad():
         assert torch.allclose(folded(x), model(x), atol=1e-4)

@@ -46,3 +46,16 @@ def test_registry_rejects_unknown_and_duplicate_names():
         create_model("resnet")
     with pytest.raises(ValueError, match="already registered"):
         register_model("cnn")(lambda **kw: None)
+
+
+
+def test_fastcnn_never_runs_a_layer_at_full_resolution():
+    model = create_model("fastcnn").eval()
+    sizes = []
+    for stage in model.features:
+        stage.register_forward_hook(lambda m, i, o: sizes.append(tuple(o.shape[1:])))
+    assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+    assert sizes == [(16, 14, 14), (32, 7, 7), (32, 7, 7)]
+    assert count_parameters(model) < 40_000
+    with pytest.raises(ValueError, match="three stages"):
+        create_model("fastcnn", widths=[8, 16])

@@ -13,3 +13,22 @@ def test_printed_digits_are_mnist_like_and_reproducible():
     assert (rows.sum(1) <= 21).all() and (cols.sum(1) <= 21).all()  # MNIST's 20-px box
     assert torch.equal(images, printed_digits(30, seed=3)[0])
     assert not torch.equal(images, printed_digits(30, seed=4)[0])
+
+
+def test_redrawn_digits_keep_their_labels_and_look_like_what_the_model_sees(mnist_root):
+    from digitlab.data import load_split
+    from digitlab.inference import Predictor
+    from digitlab.synthetic import redrawn_digits
+
+    images, labels = load_split(mnist_root, train=True, limit=500)
+    redrawn, redrawn_labels = redrawn_digits(images, labels, 40, seed=5)
+    assert redrawn.shape == (40, 28, 28) and redrawn.dtype == torch.uint8
+    assert torch.equal(redrawn, redrawn_digits(images, labels, 40, seed=5)[0])
+    ink = redrawn.float() / 255
+    rows, cols = (ink > 0.1).any(dim=2), (ink > 0.1).any(dim=1)
+    assert (rows.sum(1) <= 22).all() and (cols.sum(1) <= 22).all()  # normalised to the 20-px box
+    assert (ink.flatten(1).max(1).values > 0.9).all()
+    # they are still the digits their labels say: a trained model reads them
+    predicted = Predictor.from_checkpoint(None).predict(ink).argmax(1)
+    assert (predicted == redrawn_labels).float().mean() > 0.9
+    assert redrawn_digits(images, labels, 0, seed=5)[0].shape == (0, 28, 28)

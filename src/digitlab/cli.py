@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -134,11 +135,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from digitlab.inference import Predictor, classify_files, expand_inputs
 
     predictor = Predictor.from_checkpoint(args.model)
+    start = time.perf_counter()
     results = classify_files(
         predictor, expand_inputs(args.images), top_k=args.top_k, pipeline=args.preprocess,
         min_confidence=args.min_confidence, number=args.number,
         show_dir=Path(args.show) if args.show else None,
     )
+    seconds = time.perf_counter() - start
     if args.json:
         print(json.dumps(results, indent=2))
     for result in results:
@@ -148,6 +151,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
             print(f"{result['path']}: {describe_result(result)}")
     if args.show:
         print(f"pictures in {args.show}/", file=sys.stderr)
+    if len(results) > 1:
+        print(f"{len(results)} images in {seconds:.2f} s ({len(results) / seconds:.0f} images/s, "
+              "reading, preprocessing and classifying)", file=sys.stderr)
     return 1 if any("error" in r for r in results) else 0
 
 

@@ -34,10 +34,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     scheduler: str = "step"  # step (StepLR per epoch), onecycle (per batch) or none
     gamma: float = 0.7
+    warmup: float = 0.25  # onecycle: share of the steps spent raising the learning rate
     label_smoothing: float = 0.0
     augment: dict[str, Any] | None = None  # AugmentConfig fields; None = no augmentation
     channels_last: bool = False  # NHWC memory format: faster convolutions on CPU
     printed: int = 0  # typeset digits added to the training split (digitlab.synthetic)
+    redrawn: int = 0  # training digits re-drawn with an even pen and added (digitlab.synthetic)
     batch_size: int = 64
     test_batch_size: int = 1000
     epochs: int = 14
@@ -58,6 +60,7 @@ class TrainConfig:
             ),
             (self.lr > 0, f"--lr must be positive (got {self.lr})"),
             (self.gamma > 0, f"--gamma must be positive (got {self.gamma})"),
+            (0 < self.warmup < 1, f"warmup must be between 0 and 1 (got {self.warmup})"),
             (self.log_interval >= 1, f"--log-interval must be at least 1 (got {self.log_interval})"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
         ]

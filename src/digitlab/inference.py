@@ -21,6 +21,7 @@ from digitlab.preprocess import DEFAULT_PIPELINE, IMAGE_SUFFIXES, load_image, pr
 logger = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.5
+PREDICT_BATCH = 256  # big batches run slower on CPU (measured: 1000 at 2/3 the images/s of 256)
 
 
 @dataclass
@@ -43,8 +44,12 @@ class Reading:
 
 
 def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
-    """An eval-mode copy of `model` with each Conv2d→BatchNorm2d pair (inside a Sequential)
-    folded into one convolution: the same outputs, one op fewer per pair."""
+    """An eval-mode copy of `model` made cheaper to run, with the same outputs.
+
+    Inside each Sequential, a Conv2d→BatchNorm2d pair is folded into one convolution, and a
+    ReLU→MaxPool2d pair runs as MaxPool2d→ReLU: ReLU never changes which value is largest,
+    so the two orders agree, and ReLU then touches a quarter of the values.
+    """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     model = copy.deepcopy(model).eval()
@@ -53,10 +58,12 @@ def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
             continue
         names = list(module._modules)
         for first, second in zip(names, names[1:], strict=False):
-            conv, norm = module._modules[first], module._modules[second]
-            if isinstance(conv, torch.nn.Conv2d) and isinstance(norm, torch.nn.BatchNorm2d):
-                module._modules[first] = fuse_conv_bn_eval(conv, norm)
+            a, b = module._modules[first], module._modules[second]
+            if isinstance(a, torch.nn.Conv2d) and isinstance(b, torch.nn.BatchNorm2d):
+                module._modules[first] = fuse_conv_bn_eval(a, b)
                 module._modules[second] = torch.nn.Identity()
+            elif isinstance(a, torch.nn.ReLU) and isinstance(b, torch.nn.MaxPool2d):
+                module._modules[first], module._modules[second] = b, a
     return model
 
 
@@ -92,6 +99,9 @@ class Predictor:
             pixels = pixels.unsqueeze(0)
         if len(pixels) == 0:
             return torch.zeros(0, len(self.classes))
+        return torch.cat([self._forward(chunk) for chunk in pixels.split(PREDICT_BATCH)])
+
+    def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = pixels.to(self.device, torch.float32).unsqueeze(1)
         x = ((x - self.checkpoint.mean) / self.checkpoint.std).contiguous(memory_format=torch.channels_last)
         return self.model(x).exp().cpu()

@@ -14,6 +14,7 @@ from scipy import ndimage
 from digitlab.errors import ConfigError
 
 WORK_SCALE = 4  # MNIST is thinned at 112×112: fine enough for smooth curves, still fast
+MAX_PEN = 7  # ink height / pen width at the thickest: thicker, and loops of 6, 8, 9 fill in
 
 
 def thin(mask: np.ndarray) -> np.ndarray:

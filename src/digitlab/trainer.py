@@ -72,8 +72,7 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
     spec = get_dataset(data.dataset)
     torch.manual_seed(config.seed)
     train_x, train_y = load_split(data.root, train=True, spec=spec, limit=data.train_limit)
-    if config.printed:
-        train_x, train_y = _add_printed(train_x, train_y, config, data)
+    train_x, train_y = _add_synthetic(train_x, train_y, config, data)
     test_x, test_y = load_split(data.root, train=False, spec=spec, limit=data.test_limit)
     common = {"mean": spec.mean, "std": spec.std, "device": device}
     augment = Augment(AugmentConfig(**config.augment)) if config.augment is not None else None
@@ -154,14 +153,21 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
     return _finish(config, model, run_dir, history, write=ranks.is_main)
 
 
-def _add_printed(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
-                 data: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    from digitlab.synthetic import printed_digits
+def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
+                   data: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training split plus the recipe's typeset and re-drawn digits (digitlab.synthetic)."""
+    from digitlab import synthetic
 
-    # A --train-limit shrinks the typeset share in proportion, so quick runs stay quick.
-    count = config.printed if data.train_limit is None else config.printed * len(images) // 60_000
-    extra_x, extra_y = printed_digits(max(count, 10), config.seed)
-    return torch.cat([images, extra_x]), torch.cat([labels, extra_y])
+    def share(count: int) -> int:  # a --train-limit shrinks them in proportion: quick stays quick
+        return count if data.train_limit is None else max(count * len(images) // 60_000, 10)
+
+    parts = [(images, labels)]
+    if config.printed:
+        parts.append(synthetic.printed_digits(share(config.printed), config.seed))
+    if config.redrawn:
+        parts.append(synthetic.redrawn_digits(images, labels, share(config.redrawn), config.seed,
+                                              progress=config.progress))
+    return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
 
 
 Scheduler = torch.optim.lr_scheduler.LRScheduler

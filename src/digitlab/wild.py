@@ -25,7 +25,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from digitlab.errors import ConfigError
 from digitlab.files import atomic_path, write_json
 from digitlab.fonts import digit_fonts
-from digitlab.strokes import redraw_with_pen
+from digitlab.strokes import MAX_PEN, redraw_with_pen
 
 __all__ = [  # digit_fonts is re-exported from digitlab.fonts
     "CANVAS_SIZES", "CONDITIONS", "NUMBER", "WildSample", "digit_fonts", "load_wild_set",
@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 CONDITIONS = ("canvas", "paper", "photo", "thin-pen", "printed")
 NUMBER = "number"
 CANVAS_SIZES = ((280, 280), (400, 250), (300, 500), (500, 400), (360, 240))
-_MAX_PEN = 7  # ink height / pen width at the thickest: thicker, and loops of 6, 8, 9 fill in
 
 
 @dataclass
@@ -87,7 +86,7 @@ def _pen_on_page(
     w, h = size
     height = h * rng.uniform(*fraction)
     width = width or relative * height
-    pen = min(width, height / _MAX_PEN)
+    pen = min(width, height / MAX_PEN)
     return redraw_with_pen(digit, height, pen, rng.uniform(-tilt, tilt), rng.uniform(-0.2, 0.2),
                            max_width=0.95 * w)
 
@@ -220,7 +219,7 @@ def _number(
     masks = []
     for k in picks:
         h = h0 * rng.uniform(0.85, 1.15)
-        masks.append(redraw_with_pen(images[k], h, min(pen, h / _MAX_PEN),
+        masks.append(redraw_with_pen(images[k], h, min(pen, h / MAX_PEN),
                                      tilt + rng.uniform(-3, 3), slant + rng.uniform(-0.05, 0.05)))
     corners, (w, h) = _number_layout(rng, masks, h0, min_gap=max(4, round(0.1 * h0)))
     if canvas_look:

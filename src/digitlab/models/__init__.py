@@ -50,4 +50,4 @@ def count_parameters(model: nn.Module) -> int:
 
 
 # Explicit imports register the built-in models (no star-import side effects).
-from digitlab.models import bncnn, cnn, mlp  # noqa: E402,F401
+from digitlab.models import bncnn, cnn, fastcnn, mlp  # noqa: E402,F401
