@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab import __version__
-from digitlab.errors import DigitlabError
+from digitlab.errors import ConfigError, DigitlabError
 
 logger = logging.getLogger("digitlab")
 
@@ -134,7 +134,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_classify(args: argparse.Namespace) -> int:
     from digitlab.inference import Predictor, classify_files, expand_inputs
 
-    predictor = Predictor.from_checkpoint(args.model)
+    if args.backend == "onnxruntime":
+        from digitlab.export import OnnxPredictor
+
+        if not args.model:
+            raise ConfigError("--backend onnxruntime needs --model MODEL.onnx (from `digitlab export`)")
+        predictor: Predictor = OnnxPredictor(args.model)
+    else:
+        predictor = Predictor.from_checkpoint(args.model)
     start = time.perf_counter()
     results = classify_files(
         predictor, expand_inputs(args.images), top_k=args.top_k, pipeline=args.preprocess,
@@ -172,6 +179,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = ServiceSettings(model=args.model, min_confidence=args.min_confidence)
     serve(settings, host=args.host, port=args.port, workers=args.workers)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from digitlab.checkpoint import load_model
+    from digitlab.data import load_split, resolve_root
+    from digitlab.export import export_model
+
+    model, checkpoint = load_model(args.checkpoint, "cpu")
+    images, _ = load_split(resolve_root(args.data_dir), train=False, limit=args.check_limit)
+    check = export_model(model, checkpoint, args.out, args.format, images.float() / 255,
+                         input_dtype=args.input)
+    print(f"wrote {args.out} ({args.format}, {args.input} N×28×28 input): same predictions as "
+          f"PyTorch on {check.images} test digits, largest probability difference "
+          f"{check.max_difference:.1e}")
     return 0
 
 
@@ -284,10 +306,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a .pt from `digitlab train`")
     p.add_argument("--out", required=True, metavar="PT", help="where to write the slim .pt")
 
+    p = command("export", cmd_export, "export a checkpoint to ONNX or TorchScript, checked first")
+    p.add_argument("checkpoint", help="a .pt from `digitlab train` or `digitlab pack`")
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    p.add_argument("--out", required=True, metavar="FILE", help="where to write (.onnx or .pt)")
+    p.add_argument("--input", default="float", choices=("float", "uint8"),
+                   help="the graph's input: float pixels in [0, 1] (default) or uint8 0-255")
+    p.add_argument("--check-limit", type=positive_int, metavar="N",
+                   help="check on the first N test digits only (default: all 10,000)")
+    add_data_args(p)
+
     p = command("classify", cmd_classify, "read the digit in each image")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="files, folders or globs")
     p.add_argument("--model", metavar="CHECKPOINT",
-                   help="a .pt from `digitlab train` (default: the model shipped with digitlab)")
+                   help="a .pt from `digitlab train` (default: the model shipped with digitlab), "
+                        "or with --backend onnxruntime a .onnx from `digitlab export`")
+    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
+                   help="run the model in PyTorch (default) or onnxruntime")
     p.add_argument("--top-k", type=positive_int, default=1, help="show the K likeliest classes")
     p.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
     p.add_argument("--preprocess", default="robust", choices=("robust", "naive"),
