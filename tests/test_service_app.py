@@ -152,6 +152,28 @@ def test_model_description_and_health(client):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
+def test_a_fashion_model_answers_with_class_names(predictor):
+    import dataclasses
+
+    from digitlab.data import FASHION_MNIST
+
+    checkpoint = dataclasses.replace(predictor.checkpoint, classes=list(FASHION_MNIST.classes),
+                                     dataset=FASHION_MNIST.name)
+    fashion = Predictor(predictor.model, checkpoint, torch.device("cpu"))
+    app = create_app(ServiceSettings(model="no-such-checkpoint.pt", min_confidence=0))
+    app.dependency_overrides[get_predictor] = lambda: fashion
+    client = TestClient(app)
+    model = client.get("/api/v1/model").json()
+    assert model["dataset"] == "fashion-mnist" and model["classes"][7] == "Sneaker"
+    shoe = Image.new("L", (200, 120), 255)
+    shoe.paste(40, (20, 40, 180, 100))
+    answer = client.post("/api/v1/predict", content=png(shoe), headers=RAW).json()
+    assert answer["label"] in FASHION_MNIST.classes and answer["preprocess"]["pipeline"] == "product"
+    assert {t["label"] for t in answer["top_k"]} <= set(FASHION_MNIST.classes)
+    refused = client.post("/api/v1/predict/number", content=png(shoe), headers=RAW)
+    assert refused.status_code == 422 and "needs a digit model" in refused.json()["detail"]
+
+
 def test_the_page_and_its_assets_are_served_from_the_package(client):
     page = client.get("/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]

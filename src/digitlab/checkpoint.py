@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from digitlab import __version__
-from digitlab.data import MNIST
+from digitlab.data import MNIST, MNIST_MEAN, MNIST_STD
 from digitlab.errors import CheckpointError, DigitlabError
 from digitlab.files import atomic_path, write_json
 from digitlab.models import create_model, list_models
@@ -33,8 +33,8 @@ class Checkpoint:
     model_name: str
     model_args: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
-    mean: float = MNIST.mean
-    std: float = MNIST.std
+    mean: float = MNIST_MEAN
+    std: float = MNIST_STD
     classes: list[str] = field(default_factory=lambda: list(MNIST.classes))
     dataset: str = MNIST.name
     epoch: int = 0

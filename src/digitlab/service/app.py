@@ -170,7 +170,7 @@ def model_info(predictor: PredictorDep, settings: SettingsDep) -> ModelInfo:
     checkpoint = predictor.checkpoint
     accuracy = checkpoint.metrics.get("accuracy")
     return ModelInfo(
-        name=checkpoint.model_name, recipe=checkpoint.config.get("recipe"),
+        name=checkpoint.model_name, recipe=checkpoint.config.get("recipe"), dataset=predictor.dataset,
         test_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
         digitlab_version=__version__, trained_with=checkpoint.digitlab_version,
         classes=list(predictor.classes), min_confidence=settings.min_confidence,

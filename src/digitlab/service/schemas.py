@@ -56,7 +56,8 @@ class ModelInfo(BaseModel):
 
     name: str = Field(description="architecture, e.g. bncnn")
     recipe: str | None = Field(description="training recipe, when the checkpoint records one")
-    test_accuracy: float | None = Field(description="MNIST test accuracy recorded at training")
+    dataset: str = Field("mnist", description="the data set it was trained on, e.g. fashion-mnist")
+    test_accuracy: float | None = Field(description="test accuracy on that data set, recorded at training")
     digitlab_version: str = Field(description="version of the digitlab serving it")
     trained_with: str = Field(description="version of the digitlab that trained it")
     classes: list[str]

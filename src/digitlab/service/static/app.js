@@ -403,7 +403,12 @@ function setMode(mode) {
 async function showModel() {
   try {
     const m = await (await fetch("/api/v1/model")).json();
-    const accuracy = m.test_accuracy == null ? "" : ` · MNIST test accuracy ${(100 * m.test_accuracy).toFixed(2)}%`;
+    const accuracy = m.test_accuracy == null ? "" : ` · ${m.dataset || "mnist"} test accuracy ${(100 * m.test_accuracy).toFixed(2)}%`;
+    // A model of another data set (Fashion-MNIST...) names its classes: label the bars with them.
+    $("bars").classList.toggle("named", (m.classes || []).some((name) => name.length > 1));
+    [...$("bars").children].forEach((li, d) => {
+      if (m.classes && m.classes[d] !== undefined) li.querySelector(".digit").textContent = m.classes[d];
+    });
     $("model-info").textContent = `Model ${m.name}${m.recipe ? ` (recipe ${m.recipe})` : ""}${accuracy} · digitlab ${m.digitlab_version}`;
   } catch {
     $("model-info").textContent = "Model description unavailable";
