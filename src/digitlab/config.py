@@ -10,6 +10,8 @@ from typing import Any
 from digitlab.errors import ConfigError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+LOSSES = ("nll", "mse")  # nll on log-probabilities is cross-entropy; mse: softmax vs one-hot
+LOSS_ALIASES = {"cross-entropy": "nll", "cross_entropy": "nll", "ce": "nll"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class TrainConfig:
     gamma: float = 0.7
     warmup: float = 0.25  # onecycle: share of the steps spent raising the learning rate
     label_smoothing: float = 0.0
+    loss: str = "nll"  # training loss; evaluation always reports NLL so runs compare
     augment: dict[str, Any] | None = None  # AugmentConfig fields; None = no augmentation
     channels_last: bool = False  # NHWC memory format: faster convolutions on CPU
     printed: int = 0  # typeset digits added to the training split (digitlab.synthetic)
@@ -51,6 +54,7 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "loss", LOSS_ALIASES.get(self.loss, self.loss))
         checks = [
             (self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})"),
             (self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})"),
@@ -63,6 +67,8 @@ class TrainConfig:
             (0 < self.warmup < 1, f"warmup must be between 0 and 1 (got {self.warmup})"),
             (self.log_interval >= 1, f"--log-interval must be at least 1 (got {self.log_interval})"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
+            (self.loss in LOSSES, f"--loss must be nll (cross-entropy) or mse (got {self.loss!r})"),
+            (self.weight_decay >= 0, f"--weight-decay must be at least 0 (got {self.weight_decay})"),
         ]
         for ok, message in checks:
             if not ok:

@@ -57,11 +57,13 @@ def train_one_epoch(
     description: str = "train",
     step_hook: Callable[[], None] | None = None,
     label_smoothing: float = 0.0,
+    loss: str = "nll",
 ) -> TrainStats:
-    """Train `model` for one pass over `batches` of log-probability targets (NLL loss).
+    """Train `model` (which returns log-probabilities) for one pass over `batches`.
 
-    The loss is read back (a host sync) only every `log_interval` batches.
-    `step_hook` runs after each optimiser step (per-step schedulers).
+    `loss` is "nll" (cross-entropy) or "mse": squared error between the softmax probabilities
+    and one-hot targets, as part 2 of the tutorial tried. The loss is read back (a host sync)
+    only every `log_interval` batches. `step_hook` runs after each optimiser step.
     """
     model.train()
     total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
@@ -76,18 +78,15 @@ def train_one_epoch(
         if max_batches is not None and i >= max_batches:
             break
         optimizer.zero_grad(set_to_none=True)
-        log_probs = model(images)
-        loss = F.nll_loss(log_probs, labels)
-        if label_smoothing:
-            loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(dim=1).mean()
-        loss.backward()
+        value_t = _loss(model(images), labels, loss, label_smoothing)
+        value_t.backward()
         optimizer.step()
         if step_hook is not None:
             step_hook()
         seen += len(labels)
-        weighted.append(loss.detach() * len(labels))  # stays on the device: no sync here
+        weighted.append(value_t.detach() * len(labels))  # stays on the device: no sync here
         if i % log_interval == 0:
-            value = loss.item()
+            value = value_t.item()
             log.append((seen, value))
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}")
@@ -96,6 +95,19 @@ def train_one_epoch(
     mean_loss = torch.stack(weighted).sum().item() / seen if seen else 0.0
     seconds = time.perf_counter() - start  # after the sync above, so device work is counted
     return TrainStats(loss=mean_loss, samples=seen, seconds=seconds, log=log)
+
+
+def _loss(log_probs: torch.Tensor, labels: torch.Tensor, name: str, smoothing: float) -> torch.Tensor:
+    if name == "mse":
+        classes = log_probs.shape[1]
+        target = F.one_hot(labels, classes).to(log_probs.dtype) * (1 - smoothing) + smoothing / classes
+        return F.mse_loss(log_probs.exp(), target)  # mean over all N×C cells, like nn.MSELoss()
+    if name != "nll":
+        raise ValueError(f"unknown loss {name!r}")
+    loss = F.nll_loss(log_probs, labels)
+    if smoothing:
+        loss = (1 - smoothing) * loss - smoothing * log_probs.mean(dim=1).mean()
+    return loss
 
 
 @torch.inference_mode()

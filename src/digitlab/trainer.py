@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import time
@@ -16,7 +17,7 @@ from digitlab import __version__, distributed
 from digitlab.augment import Augment, AugmentConfig
 from digitlab.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from digitlab.config import DataConfig, TrainConfig
-from digitlab.data import DatasetSpec, get_dataset, load_split
+from digitlab.data import DatasetSpec, get_dataset, load_split, normalisation
 from digitlab.engine import evaluate, resolve_device, train_one_epoch
 from digitlab.errors import ConfigError
 from digitlab.files import atomic_path, write_json
@@ -72,6 +73,8 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
     spec = get_dataset(data.dataset)
     torch.manual_seed(config.seed)
     train_x, train_y = load_split(data.root, train=True, spec=spec, limit=data.train_limit)
+    mean, std = normalisation(spec, train_x)
+    spec = dataclasses.replace(spec, mean=mean, std=std)  # what the checkpoint records
     train_x, train_y = _add_synthetic(train_x, train_y, config, data)
     test_x, test_y = load_split(data.root, train=False, spec=spec, limit=data.test_limit)
     common = {"mean": spec.mean, "std": spec.std, "device": device}
@@ -112,7 +115,7 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
             max_batches=limit, progress=config.progress and ranks.is_main,
             description=f"epoch {epoch}/{epochs}",
             step_hook=scheduler.step if per_batch else None,  # type: ignore[union-attr]
-            label_smoothing=config.label_smoothing,
+            label_smoothing=config.label_smoothing, loss=config.loss,
         )
         if scheduler is not None and not per_batch:
             scheduler.step()
@@ -162,6 +165,9 @@ def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConf
         return count if data.train_limit is None else max(count * len(images) // 60_000, 10)
 
     parts = [(images, labels)]
+    if (config.printed or config.redrawn) and not get_dataset(data.dataset).digits:
+        raise ConfigError(f"recipe {config.recipe!r} adds typeset and re-drawn digits; "
+                          f"{data.dataset} is not a digit data set")
     if config.printed:
         parts.append(synthetic.printed_digits(share(config.printed), config.seed))
     if config.redrawn:

@@ -5,6 +5,7 @@ Every model takes `num_classes` and returns log-probabilities (N × num_classes)
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,14 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
 def list_models() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def model_arguments(name: str) -> dict[str, Any]:
+    """The builder arguments of model `name` (besides num_classes) and their defaults."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
+    parameters = inspect.signature(_REGISTRY[name]).parameters.values()
+    return {p.name: p.default for p in parameters if p.name != "num_classes"}
 
 
 def count_parameters(model: nn.Module) -> int:
