@@ -73,6 +73,13 @@ def test_epochs_zero(capsys, tmp_path):
                    match="--epochs must be at least 1")
 
 
+def test_validation_split_larger_than_the_training_data(capsys, tmp_path, mnist_root):
+    one_line_error(capsys, "train", "--train-limit", "100", "--val-split", "100", "--data-dir",
+                   str(mnist_root), "--out", str(tmp_path / "r"),
+                   match="--val-split 100 leaves nothing to train on")
+    assert not (tmp_path / "r").exists()
+
+
 def test_missing_data(capsys, tmp_path):
     one_line_error(capsys, "train", "--data-dir", str(tmp_path / "empty"), "--out",
                    str(tmp_path / "r"), match="run `digitlab data fetch`")
@@ -139,9 +146,10 @@ def test_classify_without_any_model_says_what_to_do(capsys, monkeypatch, tmp_pat
     one_line_error(capsys, "classify", "x.png", match="--model")
 
 
-def test_bad_flag_is_a_usage_error(capsys):
+@pytest.mark.parametrize("flags", [["--epochs", "many"], ["--val-split", "-5"]])
+def test_bad_flag_is_a_usage_error(capsys, flags):
     with pytest.raises(SystemExit) as info:
-        main(["train", "--epochs", "many"])
+        main(["train", *flags])
     assert info.value.code == 2
 
 

@@ -221,3 +221,20 @@ def test_report_opens_offline_in_chromium(report_dir):
     assert widths["gallery"] and all(w == 84 for w in widths["gallery"] + widths["pairs"])
     network = [u for u in requests if not u.startswith(("file:", "data:"))]
     assert not network, network
+
+
+@pytest.mark.parametrize("data, held_out", [
+    ({}, False),  # trained on all 60,000: it saw 55,000-59,999
+    ({"train_limit": 55_000}, True),
+    ({"val_split": 5000}, True),  # held out exactly the report's validation images
+    ({"val_split": 4000}, False),
+    ({"train_limit": 30_000, "val_split": 1000}, True),
+    ({"train_limit": 58_000, "val_split": 2000}, False),
+])
+def test_the_report_knows_whether_the_run_held_its_validation_images_out(data, held_out):
+    from digitlab.report import validation_held_out
+    from digitlab.runs import History, RunRecord
+
+    run = RunRecord(path=Path("run"), config={"data": data}, history=History())
+    assert validation_held_out(run, 55_000, 60_000) is held_out
+    assert validation_held_out(None, 55_000, 60_000) is None

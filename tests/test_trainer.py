@@ -89,3 +89,33 @@ def test_every_recipe_runs(recipe, mnist_root, tmp_path):
     result = trainer.train(cfg, data, tmp_path)
     assert result.epochs == 2 and 0 <= result.accuracy <= 1
     assert load_checkpoint(tmp_path / "best.pt").config["recipe"] == recipe
+
+
+def test_validation_split_picks_best_and_is_never_trained_on(mnist_root, tmp_path, monkeypatch):
+    data = DataConfig(root=mnist_root, train_limit=1200, test_limit=300, val_split=400)
+    seen = []
+    real = trainer.TensorLoader
+
+    def recording(images, labels, batch_size, **kw):
+        seen.append((len(images), kw.get("shuffle", False)))
+        return real(images, labels, batch_size, **kw)
+
+    monkeypatch.setattr(trainer, "TensorLoader", recording)
+    trainer.train(config(model="mlp", epochs=3, batch_size=50, lr=0.01, gamma=1.0), data,
+                  tmp_path / "run")
+    assert (800, True) in seen and (400, False) in seen  # trains on 800, checks on the last 400
+    epochs = load_run(tmp_path / "run").history.epochs
+    assert all(0 <= e["val_accuracy"] <= 1 and e["val_loss"] > 0 for e in epochs)
+    best = max(range(3), key=lambda i: (epochs[i]["val_accuracy"], i))  # ties: the later epoch
+    checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert checkpoint.epoch == best + 1
+    assert checkpoint.metrics["val_accuracy"] == epochs[best]["val_accuracy"]
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["data"]["val_split"] == 400
+
+
+def test_a_validation_split_as_large_as_the_training_data_is_refused(mnist_root, tmp_path):
+    data = DataConfig(root=mnist_root, train_limit=500, test_limit=100, val_split=500)
+    with pytest.raises(ConfigError, match="--val-split 500 leaves nothing to train on"):
+        trainer.train(config(), data, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -102,7 +102,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                               dry_run=args.dry_run, save_model=args.save_model,
                               progress=not args.no_progress)
         data_cfg = DataConfig(root=resolve_root(args.data_dir), dataset=args.dataset,
-                              train_limit=args.train_limit, test_limit=args.test_limit)
+                              train_limit=args.train_limit, test_limit=args.test_limit,
+                              val_split=args.val_split)
         run_dir = Path(args.out) if args.out else default_run_dir(config.recipe)
     result = train(config, data_cfg, run_dir, resume=bool(args.resume))
     if int(os.environ.get("RANK", "0")) == 0:
@@ -267,6 +268,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {value})")
+    return value
+
+
 def probability(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -301,6 +309,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="train on the first N images only")
     p.add_argument("--test-limit", type=positive_int, metavar="N",
                    help="test on the first N images only")
+    p.add_argument("--val-split", type=non_negative_int, default=0, metavar="N",
+                   help="hold out the last N training images and pick best.pt by their accuracy "
+                        "(default 0: best.pt is the best test epoch, as the tutorial would)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 

@@ -22,6 +22,11 @@ class DataConfig:
     dataset: str = "mnist"
     train_limit: int | None = None  # use only the first N training images (quick experiments)
     test_limit: int | None = None
+    val_split: int = 0  # hold out the last N training images to pick best.pt; 0: none
+
+    def __post_init__(self) -> None:
+        if self.val_split < 0:
+            raise ConfigError(f"--val-split must be 0 or more (got {self.val_split})")
 
 
 @dataclass(frozen=True)

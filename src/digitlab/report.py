@@ -2,8 +2,8 @@
 
 The test split is only reported on. Anything fitted is fitted on the validation split, the last
 `VALIDATION_SIZE` images of the training split (55,000-59,999 of MNIST's 60,000): today that is
-the calibration temperature. `digitlab train --train-limit 55000` keeps those images out of
-training; a model trained on all 60,000 has seen them, which the report says.
+the calibration temperature. `digitlab train --val-split 5000` (or `--train-limit 55000`) keeps
+those images out of training; a model trained on all 60,000 has seen them, which the report says.
 """
 
 from __future__ import annotations
@@ -196,13 +196,18 @@ def find_run(path: Path, checkpoint: Checkpoint) -> RunRecord | None:
     return None
 
 
-def validation_held_out(run: RunRecord | None, validation_start: int) -> bool | None:
-    """Whether training stopped short of the validation images (None: the run does not say)."""
+def validation_held_out(run: RunRecord | None, validation_start: int, split_size: int) -> bool | None:
+    """Whether training stopped short of the validation images (None: the run does not say).
+
+    A run trains on the first `train_limit` images of the `split_size` (all when unset), less
+    the last `val_split` of those, which it held out to pick best.pt.
+    """
     data = run.config.get("data") if run is not None else None
     if not isinstance(data, dict):
         return None
     limit = data.get("train_limit")
-    return limit is not None and int(limit) <= validation_start
+    trained = (split_size if limit is None else min(int(limit), split_size)) - int(data.get("val_split") or 0)
+    return trained <= validation_start
 
 
 def _read_json(path: Path) -> Any:
@@ -285,7 +290,7 @@ def build_report(
         checkpoint=checkpoint,
         evaluation=EvaluationReport(checkpoint=str(path), stats=stats, classes=classes),
         calibration=calibrate((val_logp, train_y[start:]), (test_logp, test_y), start,
-                              validation_held_out(run, start)),
+                              validation_held_out(run, start, len(train_x))),
         mistakes=mistakes, mistakes_total=total,
         pairs=find_confused_pairs(stats.confusion, test_logp, test_y, classes),
         test_images=test_x, run=run, training_record=load_training_record(path),

@@ -136,8 +136,8 @@ def _calibration(report: Report, images: dict[str, bytes]) -> str:
     held = {
         True: "The model was not trained on these images.",
         False: "This model was trained on these images too, so the temperature is fitted on data "
-               "it has seen: treat it as an estimate (train with <code>--train-limit "
-               f"{cal.validation_start}</code> to hold them out).",
+               "it has seen: treat it as an estimate (train with <code>--val-split "
+               f"{cal.validation_size}</code> to hold them out).",
         None: "The checkpoint does not record which training images it saw; a model trained on "
               "the whole training split (as <code>digitlab train</code> does by default) has seen "
               "these, and the temperature is then only an estimate.",

@@ -40,6 +40,17 @@ class History:
     def best_accuracy(self) -> float:
         return max((e["accuracy"] for e in self.epochs), default=0.0)
 
+    @property
+    def best_score(self) -> float:
+        """What best.pt was chosen by: validation accuracy where the run held some out."""
+        return max((selection_score(e) for e in self.epochs), default=0.0)
+
+
+def selection_score(epoch: dict[str, Any]) -> float:
+    """An epoch's validation accuracy, or its test accuracy when it had no validation split."""
+    value = epoch.get("val_accuracy")
+    return epoch["accuracy"] if value is None else value
+
 
 @dataclass
 class RunRecord:

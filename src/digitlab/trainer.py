@@ -24,7 +24,9 @@ from digitlab.files import atomic_path, write_json
 from digitlab.loader import TensorLoader
 from digitlab.models import count_parameters, create_model
 from digitlab.recipes import PER_BATCH_SCHEDULERS, create_optimizer, create_scheduler
-from digitlab.runs import BEST, CONFIG, LAST, PLOT, History, load_run, write_metrics
+from digitlab.runs import (
+    BEST, CONFIG, LAST, PLOT, History, load_run, selection_score, write_metrics,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +75,13 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
     spec = get_dataset(data.dataset)
     torch.manual_seed(config.seed)
     train_x, train_y = load_split(data.root, train=True, spec=spec, limit=data.train_limit)
+    train_x, train_y, val = _carve_validation(train_x, train_y, data.val_split)
     mean, std = normalisation(spec, train_x)
     spec = dataclasses.replace(spec, mean=mean, std=std)  # what the checkpoint records
     train_x, train_y = _add_synthetic(train_x, train_y, config, data)
     test_x, test_y = load_split(data.root, train=False, spec=spec, limit=data.test_limit)
     common = {"mean": spec.mean, "std": spec.std, "device": device}
+    val_batches = TensorLoader(*val, config.test_batch_size, **common) if val else None
     augment = Augment(AugmentConfig(**config.augment)) if config.augment is not None else None
     train_batches = TensorLoader(
         train_x, train_y, config.batch_size, shuffle=True, seed=config.seed, augment=augment,
@@ -106,7 +110,7 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
     )
     limit = 1 if config.dry_run else None
     epochs = 1 if config.dry_run else config.epochs
-    best = history.best_accuracy
+    best = history.best_score
     for epoch in range(start_epoch, epochs + 1):
         train_batches.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
@@ -120,6 +124,7 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
         if scheduler is not None and not per_batch:
             scheduler.step()
         result = evaluate(model, test_batches, len(spec.classes), max_batches=limit)
+        checked = evaluate(model, val_batches, len(spec.classes), max_batches=limit) if val_batches else None
         seen_before = history.epochs[-1]["samples"] if history.epochs else 0
         world = ranks.world_size  # samples seen by the model: every rank's batches count
         history.train += [
@@ -131,18 +136,21 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
             "test_loss": result.loss, "accuracy": result.accuracy, "lr": lr,
             "seconds": stats.seconds + result.seconds,
             "images_per_s": stats.images_per_s * ranks.world_size,
+            **({"val_loss": checked.loss, "val_accuracy": checked.accuracy} if checked else {}),
         })
         logger.info(
-            "epoch %d/%d: test loss %.4f, accuracy %.2f%% (%d/%d), %.1f s (%.0f images/s)",
-            epoch, epochs, result.loss, 100 * result.accuracy, result.correct, result.total,
+            "epoch %d/%d: %stest loss %.4f, accuracy %.2f%% (%d/%d), %.1f s (%.0f images/s)",
+            epoch, epochs, f"validation {100 * checked.accuracy:.2f}%, " if checked else "",
+            result.loss, 100 * result.accuracy, result.correct, result.total,
             stats.seconds + result.seconds, stats.images_per_s,
         )
         if not ranks.is_main:
             continue
         checkpoint = _checkpoint(config, spec, model, optimizer, scheduler, epoch, history)
         save_checkpoint(run_dir / LAST, checkpoint)
-        if result.accuracy >= best:
-            best = result.accuracy
+        score = selection_score(history.epochs[-1])  # the test set picks only without a split
+        if score >= best:
+            best = score
             save_checkpoint(run_dir / BEST, checkpoint)
         write_metrics(run_dir, history, _summary(config, device, history))
     if ranks.enabled:  # every rank must end with the same weights; say whether they did
@@ -154,6 +162,18 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
         if not summary["ranks_agree"]:
             logger.error("the ranks' weights differ at the end: %s", checksums)
     return _finish(config, model, run_dir, history, write=ranks.is_main)
+
+
+def _carve_validation(images: torch.Tensor, labels: torch.Tensor, size: int) -> tuple[
+        torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Hold out the last `size` training images: they pick best.pt, the test set only reports."""
+    if not size:
+        return images, labels, None
+    if size >= len(images):
+        raise ConfigError(f"--val-split {size} leaves nothing to train on: the training split has "
+                          f"{len(images)} images; hold out fewer (5000 is usual for MNIST)")
+    cut = len(images) - size
+    return images[:cut], labels[:cut], (images[cut:], labels[cut:])
 
 
 def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
@@ -191,6 +211,7 @@ def _checkpoint(
         mean=spec.mean, std=spec.std, classes=list(spec.classes), dataset=spec.name,
         epoch=epoch,
         metrics={"accuracy": last["accuracy"], "test_loss": last["test_loss"],
+                 **({"val_accuracy": last["val_accuracy"]} if "val_accuracy" in last else {}),
                  "history": history.to_dict()},
         config=config.to_dict(),
         optimizer_state=optimizer.state_dict(),
