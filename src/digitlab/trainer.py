@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from digitlab import __version__, distributed
+from digitlab import __version__, distributed, runs
 from digitlab.augment import Augment, AugmentConfig
 from digitlab.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from digitlab.config import DataConfig, TrainConfig
@@ -24,9 +24,7 @@ from digitlab.files import atomic_path, write_json
 from digitlab.loader import TensorLoader
 from digitlab.models import count_parameters, create_model
 from digitlab.recipes import PER_BATCH_SCHEDULERS, create_optimizer, create_scheduler
-from digitlab.runs import (
-    BEST, CONFIG, LAST, PLOT, History, load_run, selection_score, write_metrics,
-)
+from digitlab.runs import BEST, CONFIG, LAST, PLOT, History, load_run, write_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +146,7 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
             continue
         checkpoint = _checkpoint(config, spec, model, optimizer, scheduler, epoch, history)
         save_checkpoint(run_dir / LAST, checkpoint)
-        score = selection_score(history.epochs[-1])  # the test set picks only without a split
+        score = runs.selection_score(history.epochs[-1])  # the test set picks only without a split
         if score >= best:
             best = score
             save_checkpoint(run_dir / BEST, checkpoint)
