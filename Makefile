@@ -69,7 +69,7 @@ bench-load: setup
 # Regenerates the model shipped inside the package (src/digitlab/weights/default.pt + .json).
 default-model: setup
 	$(DIGITLAB) train --recipe robust --seed 1 --out runs/default-model --no-progress
-	$(DIGITLAB) pack runs/default-model/last.pt --out src/digitlab/weights/default.pt
+	$(DIGITLAB) pack runs/default-model/last.pt --out src/digitlab/weights/default.pt --calibrate
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

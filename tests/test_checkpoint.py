@@ -95,3 +95,19 @@ def test_pack_writes_a_slim_checkpoint_and_a_training_record(tmp_path):
     assert record["test_accuracy"] == 0.99
     x = torch.randn(3, 1, 28, 28)
     assert torch.equal(model.eval()(x), load_model(tmp_path / "slim.pt")[0](x))
+
+
+def test_temperature_travels_and_old_checkpoints_read_as_uncalibrated(tmp_path):
+    import dataclasses
+
+    _, checkpoint = make_checkpoint("mlp")
+    save_checkpoint(tmp_path / "t.pt", dataclasses.replace(checkpoint, temperature=0.4))
+    assert load_checkpoint(tmp_path / "t.pt").temperature == 0.4
+    payload = torch.load(tmp_path / "t.pt", weights_only=True)
+    del payload["temperature"]  # written before calibration existed
+    torch.save(payload, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt").temperature == 1.0
+    payload["temperature"] = -1.0
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="temperature -1.0 is not a positive number"):
+        load_checkpoint(tmp_path / "bad.pt")

@@ -26,6 +26,19 @@ def test_shipped_model_is_small_and_documented():
     assert checkpoint.optimizer_state is None and checkpoint.config["recipe"] == "robust"
 
 
+def test_shipped_confidences_are_calibrated_and_keep_every_answer(predictor, mnist_root):
+    from digitlab.calibration import expected_calibration_error
+    from digitlab.data import load_split
+
+    assert 0 < predictor.temperature < 1  # label smoothing left it under-confident
+    images, labels = load_split(mnist_root, train=False, limit=2000)
+    calibrated = predictor.predict(images.float() / 255)
+    raw = predictor.predict(images.float() / 255, calibrated=False)
+    assert torch.equal(calibrated.argmax(1), raw.argmax(1))
+    assert torch.allclose(predictor.calibrate(raw), calibrated, atol=1e-5)
+    assert expected_calibration_error(calibrated, labels) < 0.5 * expected_calibration_error(raw, labels)
+
+
 def test_shipped_model_reads_mnist(predictor, mnist_root):
     from digitlab.data import load_split
 
@@ -114,7 +127,11 @@ def test_numbers_are_read_left_to_right(predictor):
     readings = predictor.read_number(canvas)
     assert "".join(str(r.digit) for r in readings) == "7041"
     assert [r.box[0] for r in readings] == sorted(r.box[0] for r in readings)
-    assert torch.stack([r.pixels for r in readings]).shape == (4, 28, 28)
+    pixels = torch.stack([r.pixels for r in readings])
+    assert pixels.shape == (4, 28, 28)
+    # each digit's confidence is calibrated like a single digit's (the split used the raw ones)
+    assert torch.allclose(torch.stack([r.probabilities for r in readings]), predictor.predict(pixels),
+                          atol=1e-5)
 
 
 @pytest.mark.parametrize("text", ["53", "35", "151"])

@@ -100,3 +100,19 @@ def test_cli_exports_and_classifies_with_onnxruntime(tiny_run, mnist_root, tmp_p
     assert main(["classify", str(tmp_path), "--backend", "onnxruntime",
                  "--model", str(tiny_run / "best.pt")]) == 1
     assert "not an ONNX model" in capsys.readouterr().err
+
+
+def test_an_export_applies_the_checkpoints_temperature_like_pytorch(tiny_run, digits, tmp_path):
+    import dataclasses
+
+    from digitlab.checkpoint import save_checkpoint
+
+    pixels, _ = digits
+    model, checkpoint = load_model(tiny_run / "best.pt")
+    save_checkpoint(tmp_path / "calibrated.pt", dataclasses.replace(checkpoint, temperature=0.5))
+    export_model(model, dataclasses.replace(checkpoint, temperature=0.5), tmp_path / "m.onnx",
+                 "onnx", pixels)
+    raw = Predictor.from_checkpoint(tiny_run / "best.pt").predict(pixels)
+    calibrated = Predictor.from_checkpoint(tmp_path / "calibrated.pt").predict(pixels)
+    assert torch.allclose(calibrated, torch.softmax(raw.log() / 0.5, dim=1), atol=1e-5)
+    assert torch.allclose(OnnxPredictor(tmp_path / "m.onnx").predict(pixels), calibrated, atol=1e-4)

@@ -238,3 +238,27 @@ def test_the_report_knows_whether_the_run_held_its_validation_images_out(data, h
     run = RunRecord(path=Path("run"), config={"data": data}, history=History())
     assert validation_held_out(run, 55_000, 60_000) is held_out
     assert validation_held_out(None, 55_000, 60_000) is None
+
+
+def test_pack_calibrate_stores_the_temperature_and_a_repack_keeps_the_record(
+        tiny_run, mnist_root, tmp_path, capsys):
+    from digitlab.checkpoint import load_checkpoint
+
+    packed = tmp_path / "model.pt"
+    code = main(["pack", str(tiny_run / "best.pt"), "--out", str(packed), "--calibrate",
+                 "--data-dir", str(mnist_root), "--device", "cpu"])
+    assert code == 0 and "temperature" in capsys.readouterr().out
+    record = json.loads(packed.with_suffix(".json").read_text())
+    fit = record["calibration"]
+    assert fit["held_out"] is True  # the tiny run trained on the first 3,000 images
+    assert fit["validation"] == "mnist training images 55000-59999"
+    assert fit["nll_after"] <= fit["nll_before"] and fit["temperature"] != 1.0
+    assert load_checkpoint(packed).temperature == pytest.approx(fit["temperature"])
+
+    again = tmp_path / "again" / "copy.pt"
+    again.parent.mkdir()
+    assert main(["pack", str(packed), "--out", str(again)]) == 0
+    copied = json.loads(again.with_suffix(".json").read_text())
+    assert copied["file"] == "copy.pt" and copied["calibration"] == fit
+    assert copied["recipe"] == record["recipe"] and copied["train_seconds"] == record["train_seconds"] > 0
+    assert load_checkpoint(again).temperature == load_checkpoint(packed).temperature

@@ -149,6 +149,7 @@ def test_model_description_and_health(client):
     assert model["name"] == "mlp" and model["recipe"] == "tutorial-mlp"
     assert model["classes"] == [str(d) for d in range(10)] and model["digitlab_version"]
     assert model["test_accuracy"] == 0.1 and model["min_confidence"] == 0.5
+    assert model["temperature"] == 1.0  # the test model was never calibrated
     assert client.get("/healthz").json() == {"status": "ok"}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -38,6 +39,9 @@ class Checkpoint:
     classes: list[str] = field(default_factory=lambda: list(MNIST.classes))
     dataset: str = MNIST.name
     epoch: int = 0
+    # Confidences are softmax(logits / temperature); 1.0 is the model as trained, and
+    # `digitlab pack --calibrate` stores one fitted on a validation split (digitlab.calibration).
+    temperature: float = 1.0
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
     optimizer_state: dict[str, Any] | None = None
@@ -123,6 +127,9 @@ def _from_payload(path: Path, payload: dict[str, Any]) -> Checkpoint:
         checkpoint = Checkpoint(**{k: v for k, v in payload.items() if k in names})
     except TypeError as e:
         raise CheckpointError(f"{path} is a damaged digitlab checkpoint ({e})") from None
+    if not isinstance(checkpoint.temperature, (int, float)) or not checkpoint.temperature > 0:
+        raise CheckpointError(f"{path} is a damaged digitlab checkpoint (temperature "
+                              f"{checkpoint.temperature!r} is not a positive number)")
     if checkpoint.model_name not in list_models():
         raise CheckpointError(
             f"{path} needs model {checkpoint.model_name!r}, which this digitlab does not have"
@@ -143,9 +150,16 @@ def load_model(
         raise CheckpointError(f"{path}: cannot rebuild the model ({e})") from None
 
 
-def pack_checkpoint(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> dict[str, Any]:
+def pack_checkpoint(
+    source: str | os.PathLike[str], target: str | os.PathLike[str],
+    calibration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Write a slim copy of `source` for inference (no optimiser state or history) plus a
-    training record `<target>.json` (recipe, seed, accuracy, date, versions); return the record."""
+    training record `<target>.json` (recipe, seed, accuracy, date, versions); return the record.
+
+    `calibration` ({"temperature": T, ...}, see digitlab.report.fit_checkpoint_temperature) is
+    stored in the copy and the record. Packing a packed model keeps its training record.
+    """
     checkpoint = load_checkpoint(source)
     history = checkpoint.metrics.get("history", {})
     slim = dataclasses.replace(
@@ -153,11 +167,37 @@ def pack_checkpoint(source: str | os.PathLike[str], target: str | os.PathLike[st
         state_dict={k: v.clone() for k, v in checkpoint.state_dict.items()},
         optimizer_state=None, scheduler_state=None, rng_state=None,
         metrics={k: v for k, v in checkpoint.metrics.items() if k != "history"},
+        temperature=float(calibration["temperature"]) if calibration else checkpoint.temperature,
     )
     save_checkpoint(target, slim)
+    record = read_training_record(source) if not history else None
+    if record is None:
+        record = _training_record(checkpoint, history)
+    record.update(file=Path(target).name, torch=torch.__version__, packed=time.strftime("%Y-%m-%d"),
+                  bytes=Path(target).stat().st_size)
+    if calibration:
+        record["calibration"] = calibration
+    write_json(Path(target).with_suffix(".json"), record)
+    return record
+
+
+def read_training_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """`<path>.json`, the training record `pack_checkpoint` writes beside a packed model."""
+    path = Path(path)
+    record_path = path.with_suffix(".json")
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        logger.warning("ignoring %s: %s", record_path, e)
+        return None
+    return record if isinstance(record, dict) and record.get("file") == path.name else None
+
+
+def _training_record(checkpoint: Checkpoint, history: dict[str, Any]) -> dict[str, Any]:
     epochs = history.get("epochs", [])
-    record = {
-        "file": Path(target).name,
+    return {
         "model": checkpoint.model_name,
         "model_args": checkpoint.model_args,
         "recipe": checkpoint.config.get("recipe"),
@@ -166,9 +206,4 @@ def pack_checkpoint(source: str | os.PathLike[str], target: str | os.PathLike[st
         "test_accuracy": checkpoint.metrics.get("accuracy"),
         "train_seconds": round(sum(e.get("seconds", 0.0) for e in epochs), 1),
         "trained_with": checkpoint.digitlab_version,
-        "torch": torch.__version__,
-        "packed": time.strftime("%Y-%m-%d"),
-        "bytes": Path(target).stat().st_size,
     }
-    write_json(Path(target).with_suffix(".json"), record)
-    return record

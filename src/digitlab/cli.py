@@ -249,7 +249,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_pack(args: argparse.Namespace) -> int:
     from digitlab.checkpoint import pack_checkpoint
 
-    record = pack_checkpoint(args.checkpoint, args.out)
+    calibration = None
+    if args.calibrate:
+        from digitlab.config import DataConfig
+        from digitlab.data import resolve_root
+        from digitlab.report import fit_checkpoint_temperature
+
+        calibration = fit_checkpoint_temperature(
+            args.checkpoint, DataConfig(root=resolve_root(args.data_dir)), device=_device(args))
+        seen = {True: "", False: " (the model was trained on them)",
+                None: " (the model may have been trained on them)"}[calibration["held_out"]]
+        print(f"temperature {calibration['temperature']:.3f}, fitted on the "
+              f"{calibration['validation']}{seen}: validation NLL {calibration['nll_before']:.4f} "
+              f"→ {calibration['nll_after']:.4f}")
+    record = pack_checkpoint(args.checkpoint, args.out, calibration)
     print(f"wrote {args.out} ({record['bytes'] / 1e6:.2f} MB, test accuracy "
           f"{100 * (record['test_accuracy'] or 0):.2f}%) and its training record")
     return 0
@@ -397,6 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("pack", cmd_pack, "write a slim inference copy of a checkpoint + training record")
     p.add_argument("checkpoint", help="a .pt from `digitlab train`")
     p.add_argument("--out", required=True, metavar="PT", help="where to write the slim .pt")
+    p.add_argument("--calibrate", action="store_true",
+                   help="fit a temperature on the validation split (the last 5,000 training "
+                        "images) so that confidences match accuracy, and store it")
+    add_data_args(p)
+    add_device_args(p)
 
     p = command("export", cmd_export, "export a checkpoint to ONNX or TorchScript, checked first")
     p.add_argument("checkpoint", help="a .pt from `digitlab train` or `digitlab pack`")

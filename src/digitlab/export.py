@@ -38,11 +38,14 @@ class ExportError(DigitlabError):
 
 
 class Exportable(nn.Module):
-    """`model` with its normalisation and softmax inside: N×28×28 pixels → N×C probabilities."""
+    """`model` with its normalisation, temperature and softmax inside: N×28×28 pixels → N×C
+    probabilities, the same numbers as Predictor.predict."""
 
-    def __init__(self, model: nn.Module, mean: float, std: float, input_dtype: str = "float") -> None:
+    def __init__(self, model: nn.Module, mean: float, std: float, input_dtype: str = "float",
+                 temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model.eval()
+        self.temperature = temperature
         # uint8 pixels are divided by 255 first; folding that into the constants is exact enough
         scale = 255.0 if input_dtype == "uint8" else 1.0
         self.mean, self.std = mean * scale, std * scale
@@ -50,7 +53,7 @@ class Exportable(nn.Module):
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         x = (pixels.unsqueeze(1).to(torch.float32) - self.mean) / self.std
-        return torch.softmax(self.model(x), dim=1)
+        return torch.softmax(self.model(x) / self.temperature, dim=1)
 
 
 @dataclass
@@ -83,9 +86,10 @@ def _export_onnx(module: Exportable, example: torch.Tensor, path: Path, classes:
         dynamic_shapes={"pixels": {0: batch}}, dynamo=True, verbose=False,
     )
     proto = program.model_proto
-    onnx.helper.set_model_props(
-        proto, {"classes": json.dumps(classes), "dataset": dataset, "exporter": "digitlab"}
-    )
+    onnx.helper.set_model_props(proto, {
+        "classes": json.dumps(classes), "dataset": dataset, "exporter": "digitlab",
+        "temperature": repr(module.temperature),  # already inside the graph; for OnnxPredictor
+    })
     onnx.save(proto, str(path))
 
 
@@ -138,7 +142,8 @@ def export_model(
         raise ConfigError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     if input_dtype not in INPUT_DTYPES:
         raise ConfigError(f"unknown input type {input_dtype!r}; choose one of: {', '.join(INPUT_DTYPES)}")
-    module = Exportable(model.cpu(), checkpoint.mean, checkpoint.std, input_dtype)
+    module = Exportable(model.cpu(), checkpoint.mean, checkpoint.std, input_dtype,
+                        checkpoint.temperature)
     inputs = (check_pixels * 255).round().to(torch.uint8) if input_dtype == "uint8" else check_pixels
     with torch.inference_mode():
         expected = torch.cat([module(b) for b in _batches(inputs)])
@@ -185,6 +190,7 @@ class OnnxPredictor(Predictor):
             raise ConfigError(f"{path} was not exported by `digitlab export` (no class names in it)")
         self._classes = json.loads(meta["classes"])
         self._dataset = meta.get("dataset", "mnist")  # exports before data sets were named
+        self._temperature = float(meta.get("temperature", 1.0))  # inside the graph's softmax
         self.checkpoint, self.device = None, torch.device("cpu")  # type: ignore[assignment]
 
     @property
@@ -195,6 +201,13 @@ class OnnxPredictor(Predictor):
     def dataset(self) -> str:
         return self._dataset
 
-    def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    @property
+    def temperature(self) -> float:
+        return self._temperature
+
+    def _log_probs(self, pixels: torch.Tensor) -> torch.Tensor:
         x = (pixels * 255).round().to(torch.uint8) if self.uint8 else pixels.to(torch.float32)
-        return torch.from_numpy(self.session.run(None, {"pixels": x.contiguous().numpy()})[0])
+        probabilities = torch.from_numpy(self.session.run(None, {"pixels": x.contiguous().numpy()})[0])
+        # The graph gives softmax(z / T); T · log of that is z up to a constant per row, which
+        # softmax ignores: the model's own log-probabilities, as Predictor._log_probs returns.
+        return torch.log_softmax(probabilities.clamp_min(1e-30).log() * self.temperature, dim=1)

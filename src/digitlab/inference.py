@@ -110,19 +110,35 @@ class Predictor:
         spec = DATASETS.get(self.dataset)
         return spec.pipeline if spec is not None else DEFAULT_PIPELINE
 
+    @property
+    def temperature(self) -> float:
+        """Confidences are softmax(log-probabilities / T); T = 1 unless `pack --calibrate` set it."""
+        return self.checkpoint.temperature
+
     @torch.inference_mode()
-    def predict(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Class probabilities for N×28×28 (or 28×28) images scaled to [0, 1]."""
+    def predict(self, pixels: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
+        """Class probabilities for N×28×28 (or 28×28) images scaled to [0, 1]: after the
+        temperature, or as trained with `calibrated=False` (the same winner either way)."""
         if pixels.dim() == 2:
             pixels = pixels.unsqueeze(0)
         if len(pixels) == 0:
             return torch.zeros(0, len(self.classes))
-        return torch.cat([self._forward(chunk) for chunk in pixels.split(PREDICT_BATCH)])
+        log_probs = torch.cat([self._log_probs(chunk) for chunk in pixels.split(PREDICT_BATCH)])
+        if calibrated and self.temperature != 1.0:
+            return torch.softmax(log_probs / self.temperature, dim=1)  # log-probs are logits too
+        return log_probs.exp()
 
-    def _forward(self, pixels: torch.Tensor) -> torch.Tensor:
+    def calibrate(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """Uncalibrated probabilities (`predict(calibrated=False)`) after the temperature."""
+        if self.temperature == 1.0:
+            return probabilities
+        return torch.softmax(probabilities.clamp_min(1e-30).log() / self.temperature, dim=-1)
+
+    def _log_probs(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The model's own log-probabilities (as trained) for a batch of [0, 1] pixels."""
         x = pixels.to(self.device, torch.float32).unsqueeze(1)
         x = ((x - self.checkpoint.mean) / self.checkpoint.std).contiguous(memory_format=torch.channels_last)
-        return self.model(x).exp().cpu()
+        return self.model(x).cpu()
 
     def read_digits(
         self, images: Sequence[Image.Image], pipeline: str | None = None,
@@ -151,9 +167,10 @@ class Predictor:
                               f"{self.dataset} ({', '.join(self.classes[:3])}, …)")
 
         # The model settles what geometry cannot: is a loose stroke part of a digit, or one?
-        segmentation = segment_number(image, classify=self.predict)
-        if all(d.probabilities is not None for d in segmentation.digits):
-            probabilities = [d.probabilities for d in segmentation.digits]  # classified while splitting
+        # Its split scores were tuned on the model's own confidences: give it those.
+        segmentation = segment_number(image, classify=lambda x: self.predict(x, calibrated=False))
+        if all(d.probabilities is not None for d in segmentation.digits):  # classified while splitting
+            probabilities = [self.calibrate(d.probabilities) for d in segmentation.digits]
         else:
             probabilities = self.predict(segmentation.pixels)
         return [

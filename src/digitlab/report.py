@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from digitlab import calibration
-from digitlab.checkpoint import Checkpoint
+from digitlab.checkpoint import Checkpoint, read_training_record
 from digitlab.config import DataConfig
-from digitlab.data import load_split
+from digitlab.data import DatasetSpec, load_split
 from digitlab.engine import EvalStats, evaluate, resolve_device
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.evaluation import EvaluationReport, load_evaluated_model
@@ -96,6 +96,7 @@ class Report:
         return {
             "checkpoint": str(self.path), "model": self.checkpoint.model_name,
             "dataset": self.checkpoint.dataset, "epoch": self.checkpoint.epoch,
+            "stored_temperature": self.checkpoint.temperature,
             "test": self.evaluation.to_dict(),
             "calibration": {**asdict(cal), "bins": calibration.ECE_BINS,
                             "test_ece": cal.test.ece, "test_ece_scaled": cal.test_scaled.ece},
@@ -217,19 +218,6 @@ def _read_json(path: Path) -> Any:
         raise DigitlabError(f"cannot read {path} ({e})") from None
 
 
-def load_training_record(path: Path) -> dict[str, Any] | None:
-    """`<checkpoint>.json`, the training record `digitlab pack` writes beside a packed model."""
-    record_path = path.with_suffix(".json")
-    if not record_path.is_file():
-        return None
-    try:
-        record = _read_json(record_path)
-    except DigitlabError as e:
-        logger.warning("%s", e)
-        return None
-    return record if isinstance(record, dict) and record.get("file") == path.name else None
-
-
 def _is_wild(results: Any) -> bool:
     """The shape benchmarks/in_the_wild.py --json writes: {results: {condition: {pipeline:
     {accuracy, n, ...}}}}."""
@@ -265,6 +253,41 @@ def load_wild(path: Path | None, checkpoint_path: Path) -> tuple[dict[str, Any] 
     return results, str(path)
 
 
+def validation_split(
+    data: DataConfig, spec: DatasetSpec, size: int = VALIDATION_SIZE
+) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """The last `size` images of the training split: images, labels, first index, split size."""
+    train_x, train_y = load_split(data.root, train=True, spec=spec)
+    if not 0 < size < len(train_x):
+        raise ConfigError(f"the validation split must have between 1 and {len(train_x) - 1} "
+                          f"images (got {size})")
+    start = len(train_x) - size
+    return train_x[start:], train_y[start:], start, len(train_x)
+
+
+def fit_checkpoint_temperature(
+    path: str | os.PathLike[str], data: DataConfig, device: str = "auto",
+    validation_size: int = VALIDATION_SIZE, batch_size: int = 1000,
+) -> dict[str, Any]:
+    """Fit `path`'s temperature on the validation split, for `digitlab pack --calibrate`.
+
+    Returns {"temperature", "validation", "held_out", "nll_before", "nll_after"}.
+    """
+    path, torch_device = Path(path), resolve_device(device)
+    model, checkpoint, spec = load_evaluated_model(path, torch_device)
+    val_x, val_y, start, split_size = validation_split(data, spec, validation_size)
+    _, logp = evaluate_outputs(model, checkpoint, val_x, val_y, torch_device, batch_size)
+    temperature = calibration.fit_temperature(logp, val_y)
+    nll = torch.nn.functional.nll_loss
+    return {
+        "temperature": round(temperature, 6),
+        "validation": f"{spec.name} training images {start}-{start + len(val_y) - 1}",
+        "held_out": validation_held_out(find_run(path, checkpoint), start, split_size),
+        "nll_before": round(float(nll(logp, val_y)), 6),
+        "nll_after": round(float(nll(calibration.scale_logits(logp, temperature), val_y)), 6),
+    }
+
+
 def build_report(
     path: str | os.PathLike[str], data: DataConfig, *, device: str = "auto",
     wild: str | os.PathLike[str] | None = None, validation_size: int = VALIDATION_SIZE,
@@ -275,24 +298,19 @@ def build_report(
     model, checkpoint, spec = load_evaluated_model(path, torch_device)
     wild_results, wild_source = load_wild(Path(wild) if wild is not None else None, path)
     test_x, test_y = load_split(data.root, train=False, spec=spec, limit=data.test_limit)
-    train_x, train_y = load_split(data.root, train=True, spec=spec)
-    if not 0 < validation_size < len(train_x):
-        raise ConfigError(f"the validation split must have between 1 and {len(train_x) - 1} "
-                          f"images (got {validation_size})")
-    start = len(train_x) - validation_size
+    val_x, val_y, start, split_size = validation_split(data, spec, validation_size)
     stats, test_logp = evaluate_outputs(model, checkpoint, test_x, test_y, torch_device, batch_size)
-    _, val_logp = evaluate_outputs(model, checkpoint, train_x[start:], train_y[start:], torch_device,
-                                   batch_size)
+    _, val_logp = evaluate_outputs(model, checkpoint, val_x, val_y, torch_device, batch_size)
     run = find_run(path, checkpoint)
     classes = list(checkpoint.classes)
     mistakes, total = find_mistakes(test_logp, test_y, classes, gallery_size)
     return Report(
         checkpoint=checkpoint,
         evaluation=EvaluationReport(checkpoint=str(path), stats=stats, classes=classes),
-        calibration=calibrate((val_logp, train_y[start:]), (test_logp, test_y), start,
-                              validation_held_out(run, start, len(train_x))),
+        calibration=calibrate((val_logp, val_y), (test_logp, test_y), start,
+                              validation_held_out(run, start, split_size)),
         mistakes=mistakes, mistakes_total=total,
         pairs=find_confused_pairs(stats.confusion, test_logp, test_y, classes),
-        test_images=test_x, run=run, training_record=load_training_record(path),
+        test_images=test_x, run=run, training_record=read_training_record(path),
         wild=wild_results, wild_source=wild_source,
     )

@@ -99,6 +99,9 @@ def _summary(report: Report) -> str:
         ("test loss (mean NLL)", f"{stats.loss:.4f} ({cal.test_loss_scaled:.4f} with temperature)"),
         (f"expected calibration error ({ECE_BINS} bins)", f"{_pct(cal.test.ece)} as trained, "
          f"{_pct(cal.test_scaled.ece)} with temperature {cal.temperature:.3f}"),
+        ("confidences given by classify and serve",
+         "as trained" if report.checkpoint.temperature == 1.0 else
+         f"with the temperature stored in the checkpoint, {report.checkpoint.temperature:.3f}"),
     ]
     return _table(None, rows)
 

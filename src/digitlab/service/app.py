@@ -174,6 +174,7 @@ def model_info(predictor: PredictorDep, settings: SettingsDep) -> ModelInfo:
         test_accuracy=float(accuracy) if isinstance(accuracy, (int, float)) else None,
         digitlab_version=__version__, trained_with=checkpoint.digitlab_version,
         classes=list(predictor.classes), min_confidence=settings.min_confidence,
+        temperature=predictor.temperature,
     )
 
 

@@ -62,6 +62,8 @@ class ModelInfo(BaseModel):
     trained_with: str = Field(description="version of the digitlab that trained it")
     classes: list[str]
     min_confidence: float = Field(description="below this the answer is 'no digit'")
+    temperature: float = Field(1.0, description="confidences are softmax(logits / temperature); "
+                                                "1 is the model as trained")
 
 
 class Health(BaseModel):
