@@ -205,9 +205,10 @@ class OnnxPredictor(Predictor):
     def temperature(self) -> float:
         return self._temperature
 
-    def _log_probs(self, pixels: torch.Tensor) -> torch.Tensor:
+    def _probabilities(self, pixels: torch.Tensor, calibrated: bool) -> torch.Tensor:
         x = (pixels * 255).round().to(torch.uint8) if self.uint8 else pixels.to(torch.float32)
         probabilities = torch.from_numpy(self.session.run(None, {"pixels": x.contiguous().numpy()})[0])
-        # The graph gives softmax(z / T); T · log of that is z up to a constant per row, which
-        # softmax ignores: the model's own log-probabilities, as Predictor._log_probs returns.
-        return torch.log_softmax(probabilities.clamp_min(1e-30).log() * self.temperature, dim=1)
+        if calibrated or self.temperature == 1.0:
+            return probabilities  # the graph's softmax(z / T): nothing to add on the hot path
+        # T · log softmax(z / T) is z up to a constant per row, which softmax ignores
+        return torch.softmax(probabilities.clamp_min(1e-30).log() * self.temperature, dim=1)

@@ -123,10 +123,7 @@ class Predictor:
             pixels = pixels.unsqueeze(0)
         if len(pixels) == 0:
             return torch.zeros(0, len(self.classes))
-        log_probs = torch.cat([self._log_probs(chunk) for chunk in pixels.split(PREDICT_BATCH)])
-        if calibrated and self.temperature != 1.0:
-            return torch.softmax(log_probs / self.temperature, dim=1)  # log-probs are logits too
-        return log_probs.exp()
+        return torch.cat([self._probabilities(chunk, calibrated) for chunk in pixels.split(PREDICT_BATCH)])
 
     def calibrate(self, probabilities: torch.Tensor) -> torch.Tensor:
         """Uncalibrated probabilities (`predict(calibrated=False)`) after the temperature."""
@@ -134,11 +131,14 @@ class Predictor:
             return probabilities
         return torch.softmax(probabilities.clamp_min(1e-30).log() / self.temperature, dim=-1)
 
-    def _log_probs(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The model's own log-probabilities (as trained) for a batch of [0, 1] pixels."""
+    def _probabilities(self, pixels: torch.Tensor, calibrated: bool) -> torch.Tensor:
+        """One batch of [0, 1] pixels through the model: probabilities, calibrated or as trained."""
         x = pixels.to(self.device, torch.float32).unsqueeze(1)
         x = ((x - self.checkpoint.mean) / self.checkpoint.std).contiguous(memory_format=torch.channels_last)
-        return self.model(x).cpu()
+        log_probs = self.model(x).cpu()
+        if calibrated and self.temperature != 1.0:
+            return torch.softmax(log_probs / self.temperature, dim=1)  # log-probs are logits too
+        return log_probs.exp()
 
     def read_digits(
         self, images: Sequence[Image.Image], pipeline: str | None = None,
