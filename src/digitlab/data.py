@@ -118,40 +118,27 @@ FASHION_MNIST = DatasetSpec(
 # No copy of the three below could be fetched where digitlab was made, so their sha256s are
 # not pinned: a file is accepted on its IDX structure (and a mirror's .gz on torchvision's
 # md5), and the normalisation is computed from the training split when training.
-KMNIST = DatasetSpec(
-    name="kmnist",
-    folder="KMNIST",
-    files=dict.fromkeys((TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)),
-    mean=None,
-    std=None,
-    classes=("お (o)", "き (ki)", "す (su)", "つ (tsu)", "な (na)",
-             "は (ha)", "ま (ma)", "や (ya)", "れ (re)", "を (wo)"),
-    torchvision_class="KMNIST",
-    digits=False,
-    about="Kuzushiji: cursive Japanese characters",
+def _unpinned(name: str, folder: str, classes: tuple[str, ...], **sources: Any) -> DatasetSpec:
+    """A data set whose files are checked on their IDX structure and normalised on the fly."""
+    files = dict.fromkeys((TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS))
+    return DatasetSpec(name=name, folder=folder, files=files, mean=None, std=None, classes=classes,
+                       **{"torchvision_class": None, **sources})
+
+
+DIGIT_CLASSES = tuple(str(d) for d in range(10))
+KMNIST = _unpinned(
+    "kmnist", "KMNIST",
+    ("お (o)", "き (ki)", "す (su)", "つ (tsu)", "な (na)",
+     "は (ha)", "ま (ma)", "や (ya)", "れ (re)", "を (wo)"),
+    torchvision_class="KMNIST", digits=False, about="Kuzushiji: cursive Japanese characters",
 )
-EMNIST_DIGITS = DatasetSpec(
-    name="emnist-digits",
-    folder="EMNIST-digits",
-    files=dict.fromkeys((TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)),
-    mean=None,
-    std=None,
-    classes=tuple(str(d) for d in range(10)),
-    torchvision_class=None,
-    torchvision_dataset="EMNIST",
-    torchvision_args={"split": "digits"},
-    transposed=True,
+EMNIST_DIGITS = _unpinned(
+    "emnist-digits", "EMNIST-digits", DIGIT_CLASSES,
+    torchvision_dataset="EMNIST", torchvision_args={"split": "digits"}, transposed=True,
     about="NIST handwritten digits, 240,000 + 40,000",
 )
-QMNIST = DatasetSpec(
-    name="qmnist",
-    folder="QMNIST",
-    files=dict.fromkeys((TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)),
-    mean=None,
-    std=None,
-    classes=tuple(str(d) for d in range(10)),
-    torchvision_class=None,
-    torchvision_dataset="QMNIST",
+QMNIST = _unpinned(
+    "qmnist", "QMNIST", DIGIT_CLASSES, torchvision_dataset="QMNIST",
     about="MNIST reconstructed, with the 50,000 lost test digits",
 )
 
