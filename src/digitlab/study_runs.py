@@ -78,7 +78,8 @@ def _comparable(values: dict[str, Any]) -> Any:
 
 
 def _data_of(values: dict[str, Any]) -> tuple[Any, ...]:
-    return values.get("dataset", "mnist"), values.get("train_limit"), values.get("test_limit")
+    return (values.get("dataset", "mnist"), values.get("train_limit"), values.get("test_limit"),
+            values.get("val_split") or 0)
 
 
 def run_study(plan: list[PlannedRun], data: DataConfig, out: Path, jobs: int) -> list[RunOutcome]:
@@ -155,7 +156,8 @@ def train_run(task: RunTask) -> RunOutcome:
     finally:
         package.removeHandler(handler)
         handler.close()
-        package.level, package.propagate = saved
+        package.setLevel(saved[0])
+        package.propagate = saved[1]
 
 
 def _one_line(error: BaseException) -> str:
