@@ -24,7 +24,7 @@ from torch import nn
 from digitlab.checkpoint import Checkpoint
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.files import atomic_path
-from digitlab.inference import PREDICT_BATCH, Predictor
+from digitlab.inference import PREDICT_BATCH, Predictor, sharpen
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,5 @@ class OnnxPredictor(Predictor):
     def _probabilities(self, pixels: torch.Tensor, calibrated: bool) -> torch.Tensor:
         x = (pixels * 255).round().to(torch.uint8) if self.uint8 else pixels.to(torch.float32)
         probabilities = torch.from_numpy(self.session.run(None, {"pixels": x.contiguous().numpy()})[0])
-        if calibrated or self.temperature == 1.0:
-            return probabilities  # the graph's softmax(z / T): nothing to add on the hot path
-        # T · log softmax(z / T) is z up to a constant per row, which softmax ignores
-        return torch.softmax(probabilities.clamp_min(1e-30).log() * self.temperature, dim=1)
+        # the graph's softmax(z / T): nothing to add on the hot path; as trained, undo the T
+        return probabilities if calibrated else sharpen(probabilities, self.temperature)
