@@ -177,13 +177,15 @@ def _carve_validation(images: torch.Tensor, labels: torch.Tensor, size: int) -> 
 def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
                    data: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """The training split plus the recipe's typeset and re-drawn digits (digitlab.synthetic)."""
+    if not (config.printed or config.redrawn):
+        return images, labels  # no import of the font and stroke machinery, no copy
     from digitlab import synthetic
 
     def share(count: int) -> int:  # a --train-limit shrinks them in proportion: quick stays quick
         return count if data.train_limit is None else max(count * len(images) // 60_000, 10)
 
     parts = [(images, labels)]
-    if (config.printed or config.redrawn) and not get_dataset(data.dataset).digits:
+    if not get_dataset(data.dataset).digits:
         raise ConfigError(f"recipe {config.recipe!r} adds typeset and re-drawn digits; "
                           f"{data.dataset} is not a digit data set")
     if config.printed:
