@@ -1,7 +1,7 @@
 """Accuracy on digits written the way users write them, naive pipeline against ours.
 
 Renders MNIST *test* digits as mouse/touch canvases, ink on paper, phone photos, thin-pen scans,
-plus printed digits from the machine's fonts and multi-digit numbers (see digitlab.wild), all
+plus printed digits from the machine's fonts and multi-digit numbers (see digitlab.writing.wild), all
 reproducible from --seed, then reads them with a model through both preprocessing pipelines.
 
     python benchmarks/in_the_wild.py                       # the packaged default model
@@ -15,8 +15,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from digitlab import data, wild
-from digitlab.inference import MIN_CONFIDENCE, Predictor
+from digitlab import data
+from digitlab.reading.predictor import MIN_CONFIDENCE, Predictor
+from digitlab.writing import wild
 
 
 def score_digits(predictor: Predictor, samples: list[wild.WildSample], pipeline: str) -> dict:

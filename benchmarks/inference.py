@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from digitlab import data
-from digitlab.inference import Predictor
+from digitlab.reading.predictor import Predictor
 
 
 def main() -> None:
@@ -70,7 +70,7 @@ def main() -> None:
 
 
 def onnx_predictor(predictor: Predictor, pixels: torch.Tensor):
-    from digitlab.export import OnnxPredictor, export_model
+    from digitlab.export.exporter import OnnxPredictor, export_model
 
     folder = tempfile.mkdtemp(prefix="inference-onnx-")
     path = Path(folder) / "model.onnx"

@@ -22,9 +22,9 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
 from digitlab.data import MNIST_MEAN, MNIST_STD, default_root, load_split
-from digitlab.engine import train_one_epoch
-from digitlab.loader import TensorLoader
+from digitlab.data.loader import TensorLoader
 from digitlab.models import create_model
+from digitlab.training.engine import train_one_epoch
 
 
 def tutorial_loader(root, limit: int | None, batch_size: int) -> DataLoader:

@@ -63,8 +63,8 @@ def reference_child(args: argparse.Namespace) -> None:
     from torchvision import datasets, transforms
 
     from digitlab.data import MNIST_MEAN, MNIST_STD, resolve_root
-    from digitlab.engine import evaluate, resolve_device, train_one_epoch
     from digitlab.models import create_model
+    from digitlab.training.engine import evaluate, resolve_device, train_one_epoch
 
     device = resolve_device(args.device)
     torch.manual_seed(1)

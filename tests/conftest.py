@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from digitlab import data
-from digitlab.config import DataConfig, TrainConfig
+from digitlab.training.config import DataConfig, TrainConfig
 
 
 def make_fake_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +56,7 @@ def mnist_root() -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(mnist_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real, short training run (mlp, 3000 images, 2 epochs) shared by read-only tests."""
-    from digitlab.trainer import train
+    from digitlab.training.trainer import train
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     config = TrainConfig(recipe="tutorial-mlp", model="mlp", epochs=2, progress=False,

@@ -1,8 +1,8 @@
 import torch
 import torch.nn.functional as F
 
-from digitlab.augment import Augment, AugmentConfig, random_theta, stroke_jitter, warp
-from digitlab.loader import TensorLoader
+from digitlab.data.augment import Augment, AugmentConfig, random_theta, stroke_jitter, warp
+from digitlab.data.loader import TensorLoader
 
 
 def digit_batch(n=8):

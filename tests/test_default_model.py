@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageOps
 
-from digitlab.checkpoint import DEFAULT_MODEL, load_checkpoint
-from digitlab.inference import Predictor
+from digitlab.reading.predictor import Predictor
+from digitlab.training.checkpoint import DEFAULT_MODEL, load_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +27,8 @@ def test_shipped_model_is_small_and_documented():
 
 
 def test_shipped_confidences_are_calibrated_and_keep_every_answer(predictor, mnist_root):
-    from digitlab.calibration import expected_calibration_error
     from digitlab.data import load_split
+    from digitlab.reports.calibration import expected_calibration_error
 
     assert 0 < predictor.temperature < 1  # label smoothing left it under-confident
     images, labels = load_split(mnist_root, train=False, limit=2000)

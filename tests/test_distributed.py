@@ -9,9 +9,9 @@ import sys
 import pytest
 import torch
 
-from digitlab.checkpoint import load_model
-from digitlab.distributed import Distributed, weights_checksum
 from digitlab.models import create_model
+from digitlab.training.checkpoint import load_model
+from digitlab.training.distributed import Distributed, weights_checksum
 
 
 def test_a_single_process_is_rank_0_of_1_and_changes_nothing():

@@ -1,8 +1,8 @@
 import torch
 
-from digitlab.engine import evaluate, resolve_device, train_one_epoch
-from digitlab.loader import TensorLoader
+from digitlab.data.loader import TensorLoader
 from digitlab.models import create_model
+from digitlab.training.engine import evaluate, resolve_device, train_one_epoch
 
 from .conftest import make_fake_images
 

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from digitlab.checkpoint import load_model
 from digitlab.data import load_split
 from digitlab.errors import DigitlabError
-from digitlab.export import ExportError, OnnxPredictor, export_model
-from digitlab.inference import Predictor
+from digitlab.export.exporter import ExportError, OnnxPredictor, export_model
+from digitlab.reading.predictor import Predictor
+from digitlab.training.checkpoint import load_model
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,9 @@ def test_onnx_export_reproduces_pytorch_and_runs_any_batch_size(tiny_run, digits
 def test_an_onnx_export_knows_its_data_set_and_so_its_preprocessing(tmp_path):
     import dataclasses
 
-    from digitlab.checkpoint import Checkpoint
     from digitlab.data import FASHION_MNIST
     from digitlab.models import create_model
+    from digitlab.training.checkpoint import Checkpoint
 
     model = create_model("mlp").eval()
     checkpoint = Checkpoint(model_name="mlp", model_args={}, state_dict=model.state_dict())
@@ -66,7 +66,7 @@ def test_torchscript_export_takes_uint8_pixels_and_keeps_the_class_names(tiny_ru
 
 def test_an_export_that_disagrees_is_refused_and_nothing_is_written(tiny_run, digits, tmp_path,
                                                                     monkeypatch):
-    from digitlab import export
+    from digitlab.export import exporter as export
 
     pixels, _ = digits
     model, checkpoint = load_model(tiny_run / "best.pt")
@@ -105,7 +105,7 @@ def test_cli_exports_and_classifies_with_onnxruntime(tiny_run, mnist_root, tmp_p
 def test_an_export_applies_the_checkpoints_temperature_like_pytorch(tiny_run, digits, tmp_path):
     import dataclasses
 
-    from digitlab.checkpoint import save_checkpoint
+    from digitlab.training.checkpoint import save_checkpoint
 
     pixels, _ = digits
     model, checkpoint = load_model(tiny_run / "best.pt")

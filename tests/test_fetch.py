@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab import data, fetch
+from digitlab import data
+from digitlab.data import fetch
 from digitlab.errors import DataError
 
 from .conftest import make_fake_images, write_fake_mnist

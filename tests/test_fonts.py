@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from digitlab import fonts, wild
+from digitlab.writing import fonts, wild
 
 MPL_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 

@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-import digitlab.images
-import digitlab.preprocess
+import digitlab.reading.images
+import digitlab.reading.preprocess
 from digitlab.errors import ImageError
-from digitlab.images import load_image
-from digitlab.preprocess import preprocess
+from digitlab.reading.images import load_image
+from digitlab.reading.preprocess import preprocess
 from tests.drawing import digit_image, similarity
 
 
 def test_preprocess_still_exports_the_loading_names():
     for name in ("IMAGE_SUFFIXES", "MAX_PIXELS", "ImageSource", "load_image", "to_grayscale"):
-        assert getattr(digitlab.preprocess, name) is getattr(digitlab.images, name)
+        assert getattr(digitlab.reading.preprocess, name) is getattr(digitlab.reading.images, name)
 
 
 # ---------------------------------------------------------------- loading: every format

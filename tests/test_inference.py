@@ -1,7 +1,7 @@
 import torch
 from PIL import Image
 
-from digitlab.inference import Predictor, classify_files, expand_inputs
+from digitlab.reading.predictor import Predictor, classify_files, expand_inputs
 
 
 def test_expand_inputs_handles_files_folders_and_globs(tmp_path):
@@ -45,8 +45,8 @@ def test_low_confidence_is_no_digit(tiny_run, mnist_root):
 
 
 def test_folding_batch_norm_keeps_the_outputs_and_leaves_the_model_alone():
-    from digitlab.inference import fold_batch_norm
     from digitlab.models import create_model
+    from digitlab.reading.predictor import fold_batch_norm
 
     torch.manual_seed(0)
     model = create_model("bncnn")

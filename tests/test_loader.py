@@ -1,6 +1,6 @@
 import torch
 
-from digitlab.loader import TensorLoader
+from digitlab.data.loader import TensorLoader
 
 
 def make_loader(n=100, batch=32, **kw):

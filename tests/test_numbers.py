@@ -11,8 +11,8 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from digitlab.numbers import DigitCrop, find_digits, segment_number
-from digitlab.preprocess import WORK_SIZE, ink_map, preprocess
+from digitlab.reading.preprocess import WORK_SIZE, ink_map, preprocess
+from digitlab.reading.segment import DigitCrop, find_digits, segment_number
 from tests.drawing import digit_image, draw_digit, similarity
 
 Box = tuple[int, int, int, int]

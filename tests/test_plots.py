@@ -1,7 +1,7 @@
 import numpy as np
 
-from digitlab.plots import plot_confusion, plot_performance, save_figure
-from digitlab.runs import load_run
+from digitlab.reports.plots import plot_confusion, plot_performance, save_figure
+from digitlab.training.runs import load_run
 
 
 def test_performance_plot_has_the_tutorials_two_panels(tiny_run, tmp_path):

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageOps
 from scipy import ndimage
 
 from digitlab.errors import ConfigError
-from digitlab.preprocess import (
+from digitlab.reading.preprocess import (
     DEFAULT_PIPELINE,
     PIPELINES,
     ink_map,
@@ -102,7 +102,7 @@ def test_the_quick_first_look_gives_what_the_full_look_gives(kind, monkeypatch):
     image = digit_image(kind, size=280, stroke=18)  # a typical canvas drawing
     quick = preprocess(image)
     assert quick.steps["work_scale"] < 1  # it was read from the small copy
-    monkeypatch.setattr("digitlab.preprocess.QUICK_SIZE", 10_000)  # no quick look
+    monkeypatch.setattr("digitlab.reading.preprocess.QUICK_SIZE", 10_000)  # no quick look
     full = preprocess(image)
     assert full.steps["work_scale"] == 1
     assert similarity(quick.pixels, full.pixels) > 0.97

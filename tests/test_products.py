@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab.preprocess import preprocess
-from digitlab.products import background_level, preprocess_product
+from digitlab.reading.preprocess import preprocess
+from digitlab.reading.products import background_level, preprocess_product
 
 
 def photo(width=300, height=200, backdrop=255, shade=40, box=(100, 40, 160, 170)):

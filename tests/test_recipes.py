@@ -1,7 +1,7 @@
 import pytest
 
 from digitlab.errors import ConfigError
-from digitlab.recipes import RECIPES, build_config
+from digitlab.training.recipes import RECIPES, build_config
 
 
 def test_tutorial_recipe_has_the_tutorials_settings():

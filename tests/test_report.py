@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from digitlab.calibration import expected_calibration_error, fit_temperature, reliability
-from digitlab.checkpoint import pack_checkpoint
 from digitlab.cli import main
-from digitlab.config import DataConfig
 from digitlab.errors import DigitlabError
-from digitlab.evaluation import evaluate_checkpoint
-from digitlab.metrics import per_class_report
-from digitlab.plots import plot_digits, plot_reliability
-from digitlab.report import build_report, find_confused_pairs, find_mistakes, load_wild
-from digitlab.report_html import write_report
+from digitlab.reports.calibration import expected_calibration_error, fit_temperature, reliability
+from digitlab.reports.evaluation import evaluate_checkpoint
+from digitlab.reports.html import write_report
+from digitlab.reports.metrics import per_class_report
+from digitlab.reports.plots import plot_digits, plot_reliability
+from digitlab.reports.report import build_report, find_confused_pairs, find_mistakes, load_wild
+from digitlab.training.checkpoint import pack_checkpoint
+from digitlab.training.config import DataConfig
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -232,8 +232,8 @@ def test_report_opens_offline_in_chromium(report_dir):
     ({"train_limit": 58_000, "val_split": 2000}, False),
 ])
 def test_the_report_knows_whether_the_run_held_its_validation_images_out(data, held_out):
-    from digitlab.report import validation_held_out
-    from digitlab.runs import History, RunRecord
+    from digitlab.reports.report import validation_held_out
+    from digitlab.training.runs import History, RunRecord
 
     run = RunRecord(path=Path("run"), config={"data": data}, history=History())
     assert validation_held_out(run, 55_000, 60_000) is held_out
@@ -242,7 +242,7 @@ def test_the_report_knows_whether_the_run_held_its_validation_images_out(data, h
 
 def test_pack_calibrate_stores_the_temperature_and_a_repack_keeps_the_record(
         tiny_run, mnist_root, tmp_path, capsys):
-    from digitlab.checkpoint import load_checkpoint
+    from digitlab.training.checkpoint import load_checkpoint
 
     packed = tmp_path / "model.pt"
     code = main(["pack", str(tiny_run / "best.pt"), "--out", str(packed), "--calibrate",

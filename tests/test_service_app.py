@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, settings
 from PIL import Image
 from schemathesis.checks import not_a_server_error
 
-from digitlab.checkpoint import Checkpoint, save_checkpoint
 from digitlab.errors import CheckpointError, ConfigError
-from digitlab.inference import Predictor
 from digitlab.models import create_model
+from digitlab.reading.predictor import Predictor
 from digitlab.service import ServiceSettings, create_app, get_predictor, serve
+from digitlab.training.checkpoint import Checkpoint, save_checkpoint
 from tests.drawing import digit_image, draw_digit
 
 with warnings.catch_warnings():  # Starlette 1.x nags about httpx; TestClient still works with it

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
-from digitlab import strokes
 from digitlab.errors import ConfigError
+from digitlab.writing import strokes
 
 
 def vertical_stroke() -> np.ndarray:

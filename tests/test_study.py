@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from digitlab.cli import main
-from digitlab.config import DataConfig, TrainConfig
-from digitlab.engine import train_one_epoch
 from digitlab.errors import ConfigError
 from digitlab.models import create_model
-from digitlab.study import build_spec, load_spec, parse_vary, plan_runs
-from digitlab.study_runs import run_state
+from digitlab.studies.runner import run_state
+from digitlab.studies.spec import build_spec, load_spec, parse_vary, plan_runs
+from digitlab.training.config import DataConfig, TrainConfig
+from digitlab.training.engine import train_one_epoch
 
 from .test_engine import fake_loader
 
@@ -118,7 +118,7 @@ def test_run_state_finished_resumable_changed(mnist_root, tmp_path):
     data = DataConfig(root=mnist_root, train_limit=300, test_limit=100)
     folder = tmp_path / "run"
     assert run_state(run, data, folder) == "new"
-    from digitlab.trainer import train
+    from digitlab.training.trainer import train
 
     train(run.config, data, folder)
     assert run_state(run, data, folder) == "finished"
@@ -159,7 +159,7 @@ def test_a_reduced_study_end_to_end_and_not_redone(mnist_root, tmp_path, capsys)
 
 
 def test_a_failed_run_is_reported_and_the_others_continue(mnist_root, tmp_path, capsys, monkeypatch):
-    from digitlab import trainer
+    from digitlab.training import trainer
 
     real = trainer.train
 

@@ -1,6 +1,6 @@
 import torch
 
-from digitlab.synthetic import printed_digits
+from digitlab.writing.synthetic import printed_digits
 
 
 def test_printed_digits_are_mnist_like_and_reproducible():
@@ -17,8 +17,8 @@ def test_printed_digits_are_mnist_like_and_reproducible():
 
 def test_redrawn_digits_keep_their_labels_and_look_like_what_the_model_sees(mnist_root):
     from digitlab.data import load_split
-    from digitlab.inference import Predictor
-    from digitlab.synthetic import redrawn_digits
+    from digitlab.reading.predictor import Predictor
+    from digitlab.writing.synthetic import redrawn_digits
 
     images, labels = load_split(mnist_root, train=True, limit=500)
     redrawn, redrawn_labels = redrawn_digits(images, labels, 40, seed=5)

@@ -3,12 +3,12 @@ import json
 import pytest
 import torch
 
-from digitlab import trainer
-from digitlab.checkpoint import load_checkpoint
-from digitlab.config import DataConfig, TrainConfig
 from digitlab.errors import ConfigError
-from digitlab.recipes import RECIPES
-from digitlab.runs import load_run
+from digitlab.training import trainer
+from digitlab.training.checkpoint import load_checkpoint
+from digitlab.training.config import DataConfig, TrainConfig
+from digitlab.training.recipes import RECIPES
+from digitlab.training.runs import load_run
 
 
 def config(**kw):
@@ -82,7 +82,7 @@ def test_impossible_settings_are_refused(bad):
 
 @pytest.mark.parametrize("recipe", sorted(RECIPES))
 def test_every_recipe_runs(recipe, mnist_root, tmp_path):
-    from digitlab.recipes import build_config
+    from digitlab.training.recipes import build_config
 
     cfg = build_config(recipe, epochs=2, progress=False, device="cpu")
     data = DataConfig(root=mnist_root, train_limit=512, test_limit=256)

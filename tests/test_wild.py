@@ -11,8 +11,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFilter
 from scipy import ndimage
 
-from digitlab import wild
 from digitlab.errors import ConfigError
+from digitlab.writing import wild
 
 ALL = (*wild.CONDITIONS, wild.NUMBER)
 

@@ -26,8 +26,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitlab import __version__
 from digitlab.errors import ConfigError, DigitlabError
-from digitlab.images import MAX_PIXELS
-from digitlab.inference import MIN_CONFIDENCE, Predictor
+from digitlab.reading.images import MAX_PIXELS
+from digitlab.reading.predictor import MIN_CONFIDENCE, Predictor
 from digitlab.service.schemas import ErrorBody, Health, ModelInfo, NumberPrediction, Prediction
 from digitlab.service.uploads import ApiError, decode, read_upload
 

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.types import Message, Scope
 
 from digitlab.errors import ImageError
-from digitlab.images import load_image
+from digitlab.reading.images import load_image
 
 RAW_TYPES = ("image/", "application/octet-stream")  # raw bodies we try to decode
 

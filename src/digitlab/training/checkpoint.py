@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "digitlab-checkpoint"
 FORMAT_VERSION = 1
-DEFAULT_MODEL = Path(__file__).parent / "weights" / "default.pt"
+DEFAULT_MODEL = Path(__file__).parents[1] / "weights" / "default.pt"
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Checkpoint:
     dataset: str = MNIST.name
     epoch: int = 0
     # Confidences are softmax(logits / temperature); 1.0 is the model as trained, and
-    # `digitlab pack --calibrate` stores one fitted on a validation split (digitlab.calibration).
+    # `digitlab pack --calibrate` stores one fitted on a validation split (digitlab.reports.calibration).
     temperature: float = 1.0
     metrics: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
@@ -157,7 +157,7 @@ def pack_checkpoint(
     """Write a slim copy of `source` for inference (no optimiser state or history) plus a
     training record `<target>.json` (recipe, seed, accuracy, date, versions); return the record.
 
-    `calibration` ({"temperature": T, ...}, see digitlab.report.fit_checkpoint_temperature) is
+    `calibration` ({"temperature": T, ...}, see digitlab.reports.report.fit_checkpoint_temperature) is
     stored in the copy and the record. Packing a packed model keeps its training record.
     """
     checkpoint = load_checkpoint(source)

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.preprocess import CANVAS, EIGHT, ink_map, normalise_digit, to_original
+from digitlab.reading.preprocess import CANVAS, EIGHT, ink_map, normalise_digit, to_original
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from digitlab.config import TrainConfig
 from digitlab.errors import ConfigError
+from digitlab.training.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ under `vary`, each factor's values: a list, or a table of labelled values ("3 la
 [128, 128, 128]). A factor is a TrainConfig field (lr, batch_size, epochs, weight_decay, loss, ...)
 or an argument of the base model (mlp: hidden, activation). One-at-a-time (the default) runs the
 base as the reference and changes one factor per variant; `grid` runs every combination.
-Running the plan is digitlab.study_runs' job; its figures and tables, digitlab.study_report's.
+Running the plan is digitlab.studies.runner's job; its figures and tables, digitlab.studies.summary's.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from digitlab.config import TrainConfig
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.models import create_model, model_arguments
-from digitlab.recipes import build_config, get_recipe
+from digitlab.training.config import TrainConfig
+from digitlab.training.recipes import build_config, get_recipe
 
 if sys.version_info >= (3, 11):
     import tomllib

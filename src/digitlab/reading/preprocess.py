@@ -19,9 +19,9 @@ from PIL import Image
 from scipy import ndimage
 
 from digitlab.errors import ConfigError
-from digitlab.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageSource, load_image, to_grayscale
+from digitlab.reading.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageSource, load_image, to_grayscale
 
-__all__ = [  # the first five are re-exported from digitlab.images
+__all__ = [  # the first five are re-exported from digitlab.reading.images
     "IMAGE_SUFFIXES", "MAX_PIXELS", "ImageSource", "load_image", "to_grayscale",
     "CANVAS", "DEFAULT_PIPELINE", "EIGHT", "PIPELINES", "WORK_SIZE", "Prepared", "ink_box",
     "ink_map", "normalise_digit", "preprocess", "preprocess_naive", "preprocess_robust",
@@ -384,8 +384,8 @@ def _thicken(mid: np.ndarray, touched: np.ndarray) -> tuple[np.ndarray, float, f
 
 
 def preprocess_product(image: Image.Image) -> Prepared:
-    """Fashion-MNIST's way for a photo of one object (digitlab.products)."""
-    from digitlab.products import preprocess_product as product
+    """Fashion-MNIST's way for a photo of one object (digitlab.reading.products)."""
+    from digitlab.reading.products import preprocess_product as product
 
     return product(image)
 

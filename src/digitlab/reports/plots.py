@@ -15,10 +15,10 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from digitlab.files import atomic_path  # noqa: E402
-from digitlab.runs import RunRecord  # noqa: E402
+from digitlab.training.runs import RunRecord  # noqa: E402
 
 if TYPE_CHECKING:
-    from digitlab.calibration import Reliability
+    from digitlab.reports.calibration import Reliability
 
 
 def _format_seconds(seconds: float) -> str:

@@ -24,20 +24,16 @@ from pathlib import Path
 
 import torch
 
-from digitlab.data import (
+from digitlab.data.datasets import (
     MNIST,
     TEST_IMAGES,
     TEST_LABELS,
     TRAIN_IMAGES,
     TRAIN_LABELS,
     DatasetSpec,
-    check_file,
-    check_idx_structure,
     raw_dir,
-    sha256_file,
-    verify,
-    write_idx,
 )
+from digitlab.data.idx import check_file, check_idx_structure, sha256_file, verify, write_idx
 from digitlab.errors import DataError
 from digitlab.files import atomic_path
 

@@ -14,10 +14,10 @@ from typing import Any
 import torch
 from PIL import Image
 
-from digitlab.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
 from digitlab.data import DATASETS
 from digitlab.errors import CheckpointError, ConfigError, DigitlabError
-from digitlab.preprocess import DEFAULT_PIPELINE, IMAGE_SUFFIXES, load_image, preprocess
+from digitlab.reading.preprocess import DEFAULT_PIPELINE, IMAGE_SUFFIXES, load_image, preprocess
+from digitlab.training.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Predictor:
 
     @property
     def dataset(self) -> str:
-        """The data set the model was trained on (its name in digitlab.data.DATASETS)."""
+        """The data set the model was trained on (its name in digitlab.data.datasets.DATASETS)."""
         return self.checkpoint.dataset
 
     @property
@@ -166,7 +166,7 @@ class Predictor:
 
     def read_number(self, image: Image.Image, min_confidence: float = MIN_CONFIDENCE) -> list[Reading]:
         """The digits of a handwritten number, left to right (empty when there is no ink)."""
-        from digitlab.numbers import segment_number
+        from digitlab.reading.segment import segment_number
 
         if not self.reads_digits:
             raise ConfigError(f"reading numbers needs a digit model; this one was trained on "
@@ -299,7 +299,7 @@ def write_show(
     """Save the picture `classify --show` promises: original, 28×28 seen, probability bars."""
     import numpy as np
 
-    from digitlab.plots import plot_prediction, save_figure
+    from digitlab.reports.plots import plot_prediction, save_figure
 
     answer = result.get("text") if "text" in result else result.get("label")
     nothing = "no digit" if predictor.reads_digits else "nothing recognised"

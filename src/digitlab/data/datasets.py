@@ -1,26 +1,19 @@
-"""The data sets on disk: what they are, where they live, checking them, reading their IDX files.
+"""The data sets digitlab knows: what they are, their classes and pins, and where they live.
 
 Files use torchvision's layout (`<root>/MNIST/raw/<name>`, `<root>/FashionMNIST/raw/<name>`),
 so a folder made by `torchvision.datasets.MNIST(download=True)` is read as is, and torchvision
-reads ours. Fetching them is `digitlab.fetch`.
+reads ours. Checking and reading the files is `digitlab.data.idx`, fetching them
+`digitlab.data.fetch`, and the splits as tensors `digitlab.data.splits`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-
 from digitlab.errors import DataError
-from digitlab.files import atomic_path
-
-logger = logging.getLogger(__name__)
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -53,7 +46,7 @@ class DatasetSpec:
     torchvision_args: dict[str, Any] = field(default_factory=dict)
     transposed: bool = False  # images stored transposed (EMNIST); flipped back when converted
     digits: bool = True  # the classes are the digits 0-9: numbers can be read
-    pipeline: str = "robust"  # how `classify` turns a user's image into 28×28 (digitlab.preprocess)
+    pipeline: str = "robust"  # how `classify` turns a user's image into 28×28 (digitlab.reading.preprocess)
     about: str = ""
 
     def mirrors(self) -> tuple[str, ...]:
@@ -171,133 +164,3 @@ def resolve_root(data_dir: str | os.PathLike[str] | None) -> Path:
 
 def raw_dir(root: Path, spec: DatasetSpec = MNIST) -> Path:
     return Path(root) / spec.folder / "raw"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def check_file(path: Path, sha256: str | None) -> str | None:
-    """Return what is wrong with `path` (missing, corrupt), or None if it is good.
-
-    Without a pinned sha256 the file must be a whole IDX file of uint8 28×28 images, or of
-    uint8 labels, as its name says.
-    """
-    if not path.is_file():
-        return "missing"
-    if sha256 is None:
-        return check_idx_structure(path, images="images" in path.name)
-    actual = sha256_file(path)
-    if actual != sha256:
-        return f"corrupt or truncated (sha256 {actual[:12]}…, expected {sha256[:12]}…)"
-    return None
-
-
-def check_idx_structure(path: Path, images: bool) -> str | None:
-    """What is wrong with `path` as an IDX file of uint8 28×28 images (or of labels), if anything."""
-    with open(path, "rb") as f:
-        head = f.read(16)
-    ndim = 3 if images else 1
-    if len(head) < 4 + 4 * ndim or head[:4] != bytes([0, 0, 0x08, ndim]):
-        return f"not an IDX file of {'28×28 images' if images else 'labels'} (bad header)"
-    shape = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    if images and shape[1:] != [28, 28]:
-        return f"images are {shape[1]}×{shape[2]}, not 28×28"
-    expected = 4 + 4 * ndim + int(np.prod(shape))
-    if path.stat().st_size != expected:
-        return f"corrupt or truncated ({path.stat().st_size} bytes, its header promises {expected})"
-    return None
-
-
-def verify(root: Path, spec: DatasetSpec = MNIST) -> dict[str, str | None]:
-    """Check every raw file; map file name -> problem (None when good)."""
-    folder = raw_dir(root, spec)
-    return {name: check_file(folder / name, sha) for name, sha in spec.files.items()}
-
-
-# ---------------------------------------------------------------- IDX format
-
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Parse an IDX file (the format MNIST ships in) into a numpy array."""
-    data = Path(path).read_bytes()
-    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise DataError(f"{path} is not an IDX file (bad magic number)")
-    dtype = np.dtype(_IDX_DTYPES[data[2]])
-    ndim = data[3]
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{path} is truncated (header cut short)")
-    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
-    if len(data) != expected:
-        raise DataError(f"{path} has {len(data)} bytes but its header promises {expected}")
-    return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write a uint8 array as an IDX file, atomically."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in array.shape
-    )
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(header + array.tobytes())
-
-
-def load_split(
-    root: Path, train: bool, spec: DatasetSpec = MNIST, limit: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Verify and read one split: (uint8 images N×H×W, int64 labels N)."""
-    folder = raw_dir(root, spec)
-    names = (TRAIN_IMAGES, TRAIN_LABELS) if train else (TEST_IMAGES, TEST_LABELS)
-    for name in names:
-        problem = check_file(folder / name, spec.files[name])
-        if problem == "missing":
-            raise DataError(
-                f"{spec.name} file {folder / name} is missing; run `digitlab data fetch`"
-                + (f" --dataset {spec.name}" if spec.name != MNIST.name else "")
-                + (f" --data-dir {root}" if root != default_root() else "")
-            )
-        if problem:
-            raise DataError(
-                f"{folder / name} is {problem}; delete it and run `digitlab data fetch`"
-            )
-    images = torch.from_numpy(read_idx(folder / names[0]).copy())
-    labels = torch.from_numpy(read_idx(folder / names[1]).astype(np.int64))
-    if len(images) != len(labels):
-        raise DataError(f"{folder}: {len(images)} images but {len(labels)} labels")
-    if len(labels) and int(labels.max()) >= len(spec.classes):
-        raise DataError(f"{folder / names[1]} has label {int(labels.max())}, but {spec.name} "
-                        f"has {len(spec.classes)} classes")
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    return images, labels
-
-
-def compute_stats(images: torch.Tensor) -> tuple[float, float]:
-    """Mean and standard deviation of uint8 images scaled to [0, 1]."""
-    x = images.double().div_(255)
-    return x.mean().item(), x.std().item()
-
-
-def normalisation(spec: DatasetSpec, train_images: torch.Tensor) -> tuple[float, float]:
-    """The spec's mean and std, or, where it pins none, those of `train_images`."""
-    if spec.mean is not None and spec.std is not None:
-        return spec.mean, spec.std
-    mean, std = compute_stats(train_images)
-    logger.info("%s: normalising with the training split's mean %.4f, std %.4f", spec.name, mean, std)
-    return mean, std
-
-
-def fetch(root: Path, spec: DatasetSpec = MNIST) -> Path:
-    """Make every raw file of `spec` present and checked under `root` (see digitlab.fetch)."""
-    from digitlab.fetch import fetch as fetch_files
-
-    return fetch_files(root, spec)

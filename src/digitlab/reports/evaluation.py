@@ -11,15 +11,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from digitlab.checkpoint import Checkpoint, load_model
-from digitlab.config import DataConfig
 from digitlab.data import DatasetSpec, get_dataset, load_split
-from digitlab.engine import EvalStats, evaluate, resolve_device
+from digitlab.data.loader import TensorLoader
 from digitlab.errors import CheckpointError
 from digitlab.files import write_json
-from digitlab.loader import TensorLoader
-from digitlab.metrics import most_confused, per_class_report
-from digitlab.plots import plot_confusion, save_figure
+from digitlab.reports.metrics import most_confused, per_class_report
+from digitlab.reports.plots import plot_confusion, save_figure
+from digitlab.training.checkpoint import Checkpoint, load_model
+from digitlab.training.config import DataConfig
+from digitlab.training.engine import EvalStats, evaluate, resolve_device
 
 logger = logging.getLogger(__name__)
 

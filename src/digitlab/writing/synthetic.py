@@ -20,9 +20,9 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from digitlab.fonts import digit_fonts
-from digitlab.preprocess import normalise_digit, preprocess_robust
-from digitlab.strokes import MAX_PEN, redraw_with_pen
+from digitlab.reading.preprocess import normalise_digit, preprocess_robust
+from digitlab.writing.fonts import digit_fonts
+from digitlab.writing.strokes import MAX_PEN, redraw_with_pen
 
 logger = logging.getLogger(__name__)
 

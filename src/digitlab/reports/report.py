@@ -18,16 +18,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from digitlab import calibration
-from digitlab.checkpoint import Checkpoint, read_training_record
-from digitlab.config import DataConfig
 from digitlab.data import DatasetSpec, load_split
-from digitlab.engine import EvalStats, evaluate, resolve_device
+from digitlab.data.loader import TensorLoader
 from digitlab.errors import ConfigError, DigitlabError
-from digitlab.evaluation import EvaluationReport, load_evaluated_model
-from digitlab.loader import TensorLoader
-from digitlab.metrics import most_confused
-from digitlab.runs import CONFIG, METRICS, History, RunRecord, load_run
+from digitlab.reports import calibration
+from digitlab.reports.evaluation import EvaluationReport, load_evaluated_model
+from digitlab.reports.metrics import most_confused
+from digitlab.training.checkpoint import Checkpoint, read_training_record
+from digitlab.training.config import DataConfig
+from digitlab.training.engine import EvalStats, evaluate, resolve_device
+from digitlab.training.runs import CONFIG, METRICS, History, RunRecord, load_run
 
 logger = logging.getLogger(__name__)
 

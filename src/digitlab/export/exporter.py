@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from digitlab.checkpoint import Checkpoint
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.files import atomic_path
-from digitlab.inference import PREDICT_BATCH, Predictor, sharpen
+from digitlab.reading.predictor import PREDICT_BATCH, Predictor, sharpen
+from digitlab.training.checkpoint import Checkpoint
 
 logger = logging.getLogger(__name__)
 

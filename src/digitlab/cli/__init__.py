@@ -50,10 +50,11 @@ def _device(args: argparse.Namespace) -> str:
 
 def cmd_data(args: argparse.Namespace) -> int:
     from digitlab import data
+    from digitlab.data import fetch
 
     root, spec = data.resolve_root(args.data_dir), data.get_dataset(args.dataset)
     if args.action == "fetch":
-        print(f"{spec.name} ready in {data.fetch(root, spec)}")
+        print(f"{spec.name} ready in {fetch.fetch(root, spec)}")
         return 0
     if args.action in ("verify", "info"):
         problems = data.verify(root, spec)
@@ -73,7 +74,7 @@ def cmd_data(args: argparse.Namespace) -> int:
         mean, std = data.compute_stats(data.load_split(root, True, spec)[0])
         print(f"{spec.name} training set: mean {mean:.4f}, std {std:.4f}")
         return 0
-    from digitlab.samples import write_samples
+    from digitlab.writing.samples import write_samples
 
     images, labels = data.load_split(root, False, spec)
     paths = write_samples(images, labels, Path(args.out), per_class=args.per_class, spec=spec)
@@ -82,11 +83,11 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from digitlab.config import DataConfig, TrainConfig
     from digitlab.data import resolve_root
-    from digitlab.recipes import build_config
-    from digitlab.runs import CONFIG, default_run_dir
-    from digitlab.trainer import train
+    from digitlab.training.config import DataConfig, TrainConfig
+    from digitlab.training.recipes import build_config
+    from digitlab.training.runs import CONFIG, default_run_dir
+    from digitlab.training.trainer import train
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -113,9 +114,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from digitlab.config import DataConfig
     from digitlab.data import resolve_root
-    from digitlab.evaluation import evaluate_checkpoint, write_report
+    from digitlab.reports.evaluation import evaluate_checkpoint, write_report
+    from digitlab.training.config import DataConfig
 
     data_cfg = DataConfig(root=resolve_root(args.data_dir), test_limit=args.test_limit)
     report = evaluate_checkpoint(args.checkpoint, data_cfg, device=_device(args))
@@ -130,10 +131,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from digitlab.config import DataConfig
     from digitlab.data import resolve_root
-    from digitlab.report import build_report
-    from digitlab.report_html import write_report
+    from digitlab.reports.html import write_report
+    from digitlab.reports.report import build_report
+    from digitlab.training.config import DataConfig
 
     data_cfg = DataConfig(root=resolve_root(args.data_dir), test_limit=args.test_limit)
     report = build_report(args.checkpoint, data_cfg, device=_device(args), wild=args.wild)
@@ -147,8 +148,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from digitlab.plots import plot_performance, save_figure
-    from digitlab.runs import PLOT, load_run
+    from digitlab.reports.plots import plot_performance, save_figure
+    from digitlab.training.runs import PLOT, load_run
 
     runs = [load_run(path) for path in args.runs]
     out = Path(args.out) if args.out else runs[0].path / PLOT
@@ -158,9 +159,11 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from digitlab import study, study_report, study_runs
-    from digitlab.config import DataConfig
     from digitlab.data import resolve_root
+    from digitlab.studies import runner as study_runs
+    from digitlab.studies import spec as study
+    from digitlab.studies import summary as study_report
+    from digitlab.training.config import DataConfig
 
     spec = study.build_spec(args.spec, args.vary, args.grid, args.seeds, args.recipe)
     plan = study.plan_runs(spec, epochs=args.epochs, device=_device(args))
@@ -179,10 +182,10 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from digitlab.inference import Predictor, classify_files, expand_inputs
+    from digitlab.reading.predictor import Predictor, classify_files, expand_inputs
 
     if args.backend == "onnxruntime":
-        from digitlab.export import OnnxPredictor
+        from digitlab.export.exporter import OnnxPredictor
 
         if not args.model:
             raise ConfigError("--backend onnxruntime needs --model MODEL.onnx (from `digitlab export`)")
@@ -231,9 +234,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from digitlab.checkpoint import load_model
     from digitlab.data import get_dataset, load_split, resolve_root
-    from digitlab.export import export_model
+    from digitlab.export.exporter import export_model
+    from digitlab.training.checkpoint import load_model
 
     model, checkpoint = load_model(args.checkpoint, "cpu")
     spec = get_dataset(checkpoint.dataset)
@@ -247,13 +250,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from digitlab.checkpoint import pack_checkpoint
+    from digitlab.training.checkpoint import pack_checkpoint
 
     calibration = None
     if args.calibrate:
-        from digitlab.config import DataConfig
         from digitlab.data import resolve_root
-        from digitlab.report import fit_checkpoint_temperature
+        from digitlab.reports.report import fit_checkpoint_temperature
+        from digitlab.training.config import DataConfig
 
         calibration = fit_checkpoint_temperature(
             args.checkpoint, DataConfig(root=resolve_root(args.data_dir)), device=_device(args))
@@ -296,7 +299,7 @@ def probability(text: str) -> float:
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    from digitlab.recipes import RECIPES
+    from digitlab.training.recipes import RECIPES
 
     recipes = ", ".join(RECIPES)
     p.add_argument("--recipe", default="tutorial", help=f"starting settings: {recipes}")

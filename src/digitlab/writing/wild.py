@@ -1,8 +1,8 @@
 """An "in the wild" test set: MNIST test digits re-drawn the way real users hand them in.
 
-Each handwritten sample re-draws an MNIST test digit's centre line (`digitlab.strokes`) with a
+Each handwritten sample re-draws an MNIST test digit's centre line (`digitlab.writing.strokes`) with a
 pen of a chosen width, size, slant and position, so stroke width and layout vary as they do
-in user uploads. Printed digits use the TrueType fonts found on the machine (`digitlab.fonts`),
+in user uploads. Printed digits use the TrueType fonts found on the machine (`digitlab.writing.fonts`),
 so that condition depends on the installed fonts. Every sample is drawn from its own generator
 seeded with (seed, condition, index): the same seed gives the same pixels, and sample i
 does not depend on how many samples were asked for.
@@ -24,10 +24,10 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from digitlab.errors import ConfigError
 from digitlab.files import atomic_path, write_json
-from digitlab.fonts import digit_fonts
-from digitlab.strokes import MAX_PEN, redraw_with_pen
+from digitlab.writing.fonts import digit_fonts
+from digitlab.writing.strokes import MAX_PEN, redraw_with_pen
 
-__all__ = [  # digit_fonts is re-exported from digitlab.fonts
+__all__ = [  # digit_fonts is re-exported from digitlab.writing.fonts
     "CANVAS_SIZES", "CONDITIONS", "NUMBER", "WildSample", "digit_fonts", "load_wild_set",
     "make_wild_set", "render_condition", "render_numbers", "save_wild_set",
 ]

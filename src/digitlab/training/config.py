@@ -46,8 +46,8 @@ class TrainConfig:
     loss: str = "nll"  # training loss; evaluation always reports NLL so runs compare
     augment: dict[str, Any] | None = None  # AugmentConfig fields; None = no augmentation
     channels_last: bool = False  # NHWC memory format: faster convolutions on CPU
-    printed: int = 0  # typeset digits added to the training split (digitlab.synthetic)
-    redrawn: int = 0  # training digits re-drawn with an even pen and added (digitlab.synthetic)
+    printed: int = 0  # typeset digits added to the training split (digitlab.writing.synthetic)
+    redrawn: int = 0  # training digits re-drawn with an even pen and added (digitlab.writing.synthetic)
     batch_size: int = 64
     test_batch_size: int = 1000
     epochs: int = 14

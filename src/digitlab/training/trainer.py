@@ -13,18 +13,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from digitlab import __version__, distributed, runs
-from digitlab.augment import Augment, AugmentConfig
-from digitlab.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from digitlab.config import DataConfig, TrainConfig
+from digitlab import __version__
 from digitlab.data import DatasetSpec, get_dataset, load_split, normalisation
-from digitlab.engine import evaluate, resolve_device, train_one_epoch
+from digitlab.data.augment import Augment, AugmentConfig
+from digitlab.data.loader import TensorLoader
 from digitlab.errors import ConfigError
 from digitlab.files import atomic_path, write_json
-from digitlab.loader import TensorLoader
 from digitlab.models import count_parameters, create_model
-from digitlab.recipes import PER_BATCH_SCHEDULERS, create_optimizer, create_scheduler
-from digitlab.runs import BEST, CONFIG, LAST, PLOT, History, load_run, write_metrics
+from digitlab.training import distributed, runs
+from digitlab.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from digitlab.training.config import DataConfig, TrainConfig
+from digitlab.training.engine import evaluate, resolve_device, train_one_epoch
+from digitlab.training.recipes import PER_BATCH_SCHEDULERS, create_optimizer, create_scheduler
+from digitlab.training.runs import BEST, CONFIG, LAST, PLOT, History, load_run, write_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -176,10 +177,10 @@ def _carve_validation(images: torch.Tensor, labels: torch.Tensor, size: int) -> 
 
 def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
                    data: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training split plus the recipe's typeset and re-drawn digits (digitlab.synthetic)."""
+    """The training split plus the recipe's typeset and re-drawn digits (digitlab.writing.synthetic)."""
     if not (config.printed or config.redrawn):
         return images, labels  # no import of the font and stroke machinery, no copy
-    from digitlab import synthetic
+    from digitlab.writing import synthetic
 
     def share(count: int) -> int:  # a --train-limit shrinks them in proportion: quick stays quick
         return count if data.train_limit is None else max(count * len(images) // 60_000, 10)
@@ -249,7 +250,7 @@ def _summary(config: TrainConfig, device: torch.device, history: History) -> dic
 
 def _finish(config: TrainConfig, model: nn.Module, run_dir: Path, history: History,
             write: bool = True) -> RunResult:
-    from digitlab.plots import plot_performance, save_figure
+    from digitlab.reports.plots import plot_performance, save_figure
 
     if write:
         save_figure(plot_performance([load_run(run_dir)]), run_dir / PLOT)

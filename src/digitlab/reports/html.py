@@ -18,12 +18,12 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from digitlab import __version__
-from digitlab.calibration import ECE_BINS
 from digitlab.files import atomic_path, write_json, write_text
-from digitlab.plots import plot_confusion, plot_digits, plot_performance, plot_reliability
+from digitlab.reports.calibration import ECE_BINS
+from digitlab.reports.plots import plot_confusion, plot_digits, plot_performance, plot_reliability
 
 if TYPE_CHECKING:
-    from digitlab.report import Example, Report
+    from digitlab.reports.report import Example, Report
 
 THUMBNAIL_SCALE = 3  # 28×28 digits shown at 84×84, pixels kept sharp
 

@@ -11,7 +11,7 @@ from PIL import Image
 from digitlab.data import MNIST, DatasetSpec
 from digitlab.files import atomic_path
 
-SAMPLE_CONDITIONS = ("paper", "canvas", "photo")  # how users hand us digits (see digitlab.wild)
+SAMPLE_CONDITIONS = ("paper", "canvas", "photo")  # how users hand us digits (see digitlab.writing.wild)
 PRODUCT_CONDITIONS = ("catalogue", "raw")  # objects: dark on a white backdrop, or as stored
 CATALOGUE_SCALE, CATALOGUE_MARGIN = 8, 24  # 224×224 object on a 272×272 white backdrop
 
@@ -23,14 +23,14 @@ def write_samples(
     """Write test images the way users produce them: for each condition, the first
     `per_class` test images of each class, named `<condition>-<kind>-<class>-<k>.png`.
 
-    Digits are re-drawn on paper, a canvas and in a photo (digitlab.wild); other data sets'
+    Digits are re-drawn on paper, a canvas and in a photo (digitlab.writing.wild); other data sets'
     images are written as a product photo (dark on white, enlarged) and as stored (28×28).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     picked = torch.cat([(labels == c).nonzero().flatten()[:per_class] for c in range(len(spec.classes))])
     if not spec.digits:
         return _write_pictures(images[picked], labels[picked], out_dir, spec)
-    from digitlab.wild import render_condition
+    from digitlab.writing.wild import render_condition
 
     written = []
     for condition in SAMPLE_CONDITIONS:

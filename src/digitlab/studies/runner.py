@@ -1,6 +1,6 @@
 """Running a study's plan (parallel processes, resumable) and summarising its run folders.
 
-Each run is a normal run folder under the study folder, trained by digitlab.trainer.train.
+Each run is a normal run folder under the study folder, trained by digitlab.training.trainer.train.
 A run whose metrics.json shows all its epochs is not redone; one with a last.pt continues
 from it; one whose settings changed since starts again.
 """
@@ -19,9 +19,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from digitlab.config import DataConfig, TrainConfig
-from digitlab.runs import CONFIG, LAST, METRICS
-from digitlab.study import PlannedRun, StudySpec
+from digitlab.studies.spec import PlannedRun, StudySpec
+from digitlab.training.config import DataConfig, TrainConfig
+from digitlab.training.runs import CONFIG, LAST, METRICS
 
 logger = logging.getLogger(__name__)
 LOG = "train.log"
@@ -135,7 +135,7 @@ def train_run(task: RunTask) -> RunOutcome:
     """Train one run in this process, its log in the run folder; failures become outcomes."""
     import torch
 
-    from digitlab.trainer import train
+    from digitlab.training.trainer import train
 
     if task.threads is not None:
         torch.set_num_threads(task.threads)

@@ -14,8 +14,8 @@ from typing import Any
 from digitlab.errors import DigitlabError
 from digitlab.files import write_text
 from digitlab.models import model_arguments
-from digitlab.runs import RunRecord, load_run
-from digitlab.study import PlannedRun, StudySpec, value_label
+from digitlab.studies.spec import PlannedRun, StudySpec, value_label
+from digitlab.training.runs import RunRecord, load_run
 
 COLUMNS = ("run", "factor", "value", "seed", "epochs", "final_accuracy", "best_accuracy",
            "seconds", "images_per_s", "parameters")
@@ -90,7 +90,7 @@ def _describe(factor: str, value: str) -> str:
 
 def write_report(spec: StudySpec, plan: Sequence[PlannedRun], out: Path) -> StudyReport:
     """Write `<factor>.png` per factor, summary.csv and summary.md into `out`."""
-    from digitlab.plots import save_figure
+    from digitlab.reports.plots import save_figure
 
     report = summarise(plan, out)
     for factor, fig in factor_figures(spec, plan, out):
@@ -109,7 +109,7 @@ def write_report(spec: StudySpec, plan: Sequence[PlannedRun], out: Path) -> Stud
 def factor_figures(spec: StudySpec, plan: Sequence[PlannedRun], out: Path) -> list[tuple[str, Any]]:
     """Per factor, the tutorial's two panels: the reference run and the runs that change only
     that factor (grid: with every other factor at its first value); first seed only."""
-    from digitlab.plots import plot_performance
+    from digitlab.reports.plots import plot_performance
 
     seed = plan[0].seed if plan else 0
     reference = next((r for r in plan if r.is_reference and r.seed == seed), None)

@@ -1,0 +1,28 @@
+"""Data sets on disk: specs and sources, IDX files, splits as tensors, batches, augmentation."""
+
+from digitlab.data.datasets import (
+    DATASETS,
+    FASHION_MNIST,
+    MNIST,
+    MNIST_MEAN,
+    MNIST_STD,
+    TEST_IMAGES,
+    TEST_LABELS,
+    TRAIN_IMAGES,
+    TRAIN_LABELS,
+    DatasetSpec,
+    default_root,
+    describe_datasets,
+    get_dataset,
+    raw_dir,
+    resolve_root,
+)
+from digitlab.data.idx import check_file, read_idx, sha256_file, verify, write_idx
+from digitlab.data.splits import compute_stats, load_split, normalisation
+
+__all__ = [
+    "DATASETS", "FASHION_MNIST", "MNIST", "MNIST_MEAN", "MNIST_STD", "TEST_IMAGES", "TEST_LABELS",
+    "TRAIN_IMAGES", "TRAIN_LABELS", "DatasetSpec", "check_file", "compute_stats", "default_root",
+    "describe_datasets", "get_dataset", "load_split", "normalisation", "raw_dir", "read_idx",
+    "resolve_root", "sha256_file", "verify", "write_idx",
+]
