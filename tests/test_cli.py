@@ -63,9 +63,12 @@ def one_line_error(capsys, *argv, match):
     assert "Traceback" not in err
 
 
-def test_unknown_model(capsys, tmp_path, mnist_root):
-    one_line_error(capsys, "train", "--model", "resnet", "--data-dir", str(mnist_root),
-                   "--out", str(tmp_path / "r"), match="unknown model 'resnet'")
+@pytest.mark.parametrize("flag", ["--model", "--recipe", "--optimizer"])
+def test_unknown_names_are_refused_when_parsing(capsys, flag):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", flag, "resnet"])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: invalid choice: 'resnet'" in capsys.readouterr().err
 
 
 def test_epochs_zero(capsys, tmp_path):

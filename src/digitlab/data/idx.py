@@ -1,15 +1,21 @@
-"""IDX files (the format MNIST ships in): reading, writing, and checking them against pins."""
+"""IDX files (the format MNIST ships in): reading, writing, and checking them against pins.
+
+numpy is imported where arrays are made: the command line imports this package to start.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from digitlab.data.datasets import MNIST, DatasetSpec, raw_dir
 from digitlab.errors import DataError
 from digitlab.files import atomic_path
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def sha256_file(path: Path) -> str:
@@ -46,7 +52,7 @@ def check_idx_structure(path: Path, images: bool) -> str | None:
     shape = [int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     if images and shape[1:] != [28, 28]:
         return f"images are {shape[1]}×{shape[2]}, not 28×28"
-    expected = 4 + 4 * ndim + int(np.prod(shape))
+    expected = 4 + 4 * ndim + math.prod(shape)
     if path.stat().st_size != expected:
         return f"corrupt or truncated ({path.stat().st_size} bytes, its header promises {expected})"
     return None
@@ -58,11 +64,13 @@ def verify(root: Path, spec: DatasetSpec = MNIST) -> dict[str, str | None]:
     return {name: check_file(folder / name, sha) for name, sha in spec.files.items()}
 
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_idx(path: Path) -> np.ndarray:
     """Parse an IDX file (the format MNIST ships in) into a numpy array."""
+    import numpy as np
+
     data = Path(path).read_bytes()
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number)")
@@ -72,7 +80,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < header:
         raise DataError(f"{path} is truncated (header cut short)")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         raise DataError(f"{path} has {len(data)} bytes but its header promises {expected}")
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
@@ -80,6 +88,8 @@ def read_idx(path: Path) -> np.ndarray:
 
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write a uint8 array as an IDX file, atomically."""
+    import numpy as np
+
     array = np.ascontiguousarray(array, dtype=np.uint8)
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
         int(d).to_bytes(4, "big") for d in array.shape

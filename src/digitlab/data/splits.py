@@ -1,12 +1,14 @@
-"""A data set's splits as tensors: verified, read, limited, and their normalisation."""
+"""A data set's splits as tensors: verified, read, limited, and their normalisation.
+
+torch is imported by the functions that make tensors, not by this module: the command line
+reads the data set names through `digitlab.data` and must start without it.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from digitlab.data.datasets import (
     MNIST,
@@ -21,6 +23,9 @@ from digitlab.data.datasets import (
 from digitlab.data.idx import check_file, read_idx
 from digitlab.errors import DataError
 
+if TYPE_CHECKING:
+    import torch
+
 logger = logging.getLogger(__name__)
 
 
@@ -28,6 +33,9 @@ def load_split(
     root: Path, train: bool, spec: DatasetSpec = MNIST, limit: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Verify and read one split: (uint8 images N×H×W, int64 labels N)."""
+    import numpy as np
+    import torch
+
     folder = raw_dir(root, spec)
     names = (TRAIN_IMAGES, TRAIN_LABELS) if train else (TEST_IMAGES, TEST_LABELS)
     for name in names:

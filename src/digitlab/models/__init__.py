@@ -1,19 +1,34 @@
 """Model registry: `create_model("cnn")`, `list_models()`.
 
-Every model takes `num_classes` and returns log-probabilities (N × num_classes).
+Every model takes `num_classes` and returns log-probabilities (N × num_classes). The built-in
+models live in modules of their own name and are imported when first built, so listing the
+names (the command line's choices) does not import torch.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from digitlab.errors import ConfigError
 
+if TYPE_CHECKING:
+    from torch import nn
+
+# digitlab.models.<name> registers the model <name>
+BUILTIN_MODELS = ("bncnn", "cnn", "fastcnn", "mlp")
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def _builder(name: str) -> Callable[..., nn.Module]:
+    if name not in _REGISTRY and name in BUILTIN_MODELS:
+        importlib.import_module(f"digitlab.models.{name}")
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}") from None
 
 
 def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
@@ -30,12 +45,7 @@ def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[.
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the registered model `name` with builder arguments `kwargs`."""
-    try:
-        builder = _REGISTRY[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown model {name!r}; choose one of: {', '.join(list_models())}"
-        ) from None
+    builder = _builder(name)
     try:
         return builder(**kwargs)
     except TypeError as e:
@@ -43,20 +53,15 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
 
 
 def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+    """Every model name: the built-in ones and any registered since."""
+    return sorted(set(_REGISTRY) | set(BUILTIN_MODELS))
 
 
 def model_arguments(name: str) -> dict[str, Any]:
     """The builder arguments of model `name` (besides num_classes) and their defaults."""
-    if name not in _REGISTRY:
-        raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(list_models())}")
-    parameters = inspect.signature(_REGISTRY[name]).parameters.values()
+    parameters = inspect.signature(_builder(name)).parameters.values()
     return {p.name: p.default for p in parameters if p.name != "num_classes"}
 
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-# Explicit imports register the built-in models (no star-import side effects).
-from digitlab.models import bncnn, cnn, fastcnn, mlp  # noqa: E402,F401

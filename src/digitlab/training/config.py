@@ -12,6 +12,9 @@ from digitlab.errors import ConfigError
 DEVICES = ("auto", "cpu", "cuda", "mps")
 LOSSES = ("nll", "mse")  # nll on log-probabilities is cross-entropy; mse: softmax vs one-hot
 LOSS_ALIASES = {"cross-entropy": "nll", "cross_entropy": "nll", "ce": "nll"}
+OPTIMIZERS = ("adadelta", "sgd", "adam", "adamw")
+SCHEDULERS = ("step", "onecycle", "none")
+PER_BATCH_SCHEDULERS = ("onecycle",)  # stepped after every batch; the others once per epoch
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,10 @@ class TrainConfig:
             (self.log_interval >= 1, f"--log-interval must be at least 1 (got {self.log_interval})"),
             (self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)}"),
             (self.loss in LOSSES, f"--loss must be nll (cross-entropy) or mse (got {self.loss!r})"),
+            (self.optimizer in OPTIMIZERS,
+             f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}"),
+            (self.scheduler in SCHEDULERS,
+             f"unknown scheduler {self.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}"),
             (self.weight_decay >= 0, f"--weight-decay must be at least 0 (got {self.weight_decay})"),
         ]
         for ok, message in checks:

@@ -22,9 +22,9 @@ from digitlab.files import atomic_path, write_json
 from digitlab.models import count_parameters, create_model
 from digitlab.training import distributed, runs
 from digitlab.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from digitlab.training.config import DataConfig, TrainConfig
+from digitlab.training.config import PER_BATCH_SCHEDULERS, DataConfig, TrainConfig
 from digitlab.training.engine import evaluate, resolve_device, train_one_epoch
-from digitlab.training.recipes import PER_BATCH_SCHEDULERS, create_optimizer, create_scheduler
+from digitlab.training.optim import create_optimizer, create_scheduler
 from digitlab.training.runs import BEST, CONFIG, LAST, PLOT, History, load_run, write_metrics
 
 logger = logging.getLogger(__name__)
