@@ -3,8 +3,7 @@ import torch
 from digitlab.data.loader import TensorLoader
 from digitlab.models import create_model
 from digitlab.training.engine import evaluate, resolve_device, train_one_epoch
-
-from .conftest import make_fake_images
+from tests.conftest import make_fake_images
 
 
 def fake_loader(n=256, batch=32, shuffle=True):

@@ -12,8 +12,7 @@ from digitlab.studies.runner import run_state
 from digitlab.studies.spec import build_spec, load_spec, parse_vary, plan_runs
 from digitlab.training.config import DataConfig, TrainConfig
 from digitlab.training.engine import train_one_epoch
-
-from .test_engine import fake_loader
+from tests.training.test_engine import fake_loader
 
 SMALL = """
 name = "small"

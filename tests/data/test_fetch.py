@@ -20,8 +20,7 @@ import torch
 from digitlab import data
 from digitlab.data import fetch
 from digitlab.errors import DataError
-
-from .conftest import make_fake_images, write_fake_mnist
+from tests.conftest import make_fake_images, write_fake_mnist
 
 DEBIAN_PATH = data.FASHION_MNIST.debian_path
 

@@ -168,7 +168,7 @@ def test_a_non_digit_data_set_speaks_its_class_names(tmp_path, capsys, monkeypat
 
     from PIL import Image
 
-    from .conftest import write_fake_mnist
+    from tests.conftest import write_fake_mnist
 
     root = tmp_path / "data"
     files = write_fake_mnist(root).files  # fake IDX files under MNIST/raw

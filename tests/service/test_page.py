@@ -21,7 +21,7 @@ from digitlab.training.checkpoint import DEFAULT_MODEL
 from tests.drawing import digit_image
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(os.environ.get("DIGITLAB_ARTIFACTS") or Path(__file__).resolve().parents[1] / "artifacts")
+ARTIFACTS = Path(os.environ.get("DIGITLAB_ARTIFACTS") or Path(__file__).resolve().parents[2] / "artifacts")
 
 pytestmark = [
     pytest.mark.slow,

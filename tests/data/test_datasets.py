@@ -9,8 +9,7 @@ import torch
 from digitlab import data
 from digitlab.data import fetch
 from digitlab.errors import DataError
-
-from .conftest import write_fake_mnist
+from tests.conftest import write_fake_mnist
 
 
 def test_idx_round_trip(tmp_path):
