@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from digitlab.errors import DataError
 
 MNIST_MEAN = 0.1307
@@ -151,11 +153,11 @@ def describe_datasets() -> str:
 
 
 def default_root() -> Path:
-    """`$DIGITLAB_DATA`, else the per-user cache folder."""
+    """`$DIGITLAB_DATA`, else the per-user cache folder (~/.cache/digitlab on Linux, honouring
+    $XDG_CACHE_HOME; ~/Library/Caches/digitlab on macOS; %LOCALAPPDATA% on Windows)."""
     if os.environ.get("DIGITLAB_DATA"):
         return Path(os.environ["DIGITLAB_DATA"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "digitlab"
+    return platformdirs.user_cache_path("digitlab", appauthor=False)
 
 
 def resolve_root(data_dir: str | os.PathLike[str] | None) -> Path:
