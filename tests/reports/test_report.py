@@ -14,7 +14,7 @@ from digitlab.cli import main
 from digitlab.errors import DigitlabError
 from digitlab.reports.calibration import expected_calibration_error, fit_temperature, reliability
 from digitlab.reports.evaluation import evaluate_checkpoint
-from digitlab.reports.html import write_report
+from digitlab.reports.html import write_html_report
 from digitlab.reports.metrics import per_class_report
 from digitlab.reports.plots import plot_digits, plot_reliability
 from digitlab.reports.report import build_report, find_confused_pairs, find_mistakes, load_wild
@@ -135,7 +135,7 @@ def report_dir(tiny_run: Path, mnist_root: Path, tmp_path_factory: pytest.TempPa
     wild = write_wild(tmp_path_factory.mktemp("wild") / "wild.json")
     report = build_report(tiny_run / "best.pt", DataConfig(root=mnist_root, test_limit=500),
                           device="cpu", wild=wild, validation_size=1000)
-    write_report(report, out)
+    write_html_report(report, out)
     return out
 
 

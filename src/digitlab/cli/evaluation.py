@@ -41,13 +41,13 @@ digitlab plot runs/a runs/b --out compare.png          # several runs overlaid
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from digitlab.data import resolve_root
-    from digitlab.reports.evaluation import evaluate_checkpoint, write_report
+    from digitlab.reports.evaluation import evaluate_checkpoint, write_evaluation
     from digitlab.training.config import DataConfig
 
     data_cfg = DataConfig(root=resolve_root(args.data_dir), test_limit=args.test_limit)
     report = evaluate_checkpoint(args.checkpoint, data_cfg, device=device_of(args))
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "evaluation"
-    json_path, png_path = write_report(report, out)
+    json_path, png_path = write_evaluation(report, out)
     print(f"test loss {report.stats.loss:.4f}, accuracy {100 * report.stats.accuracy:.2f}% "
           f"({report.stats.correct}/{report.stats.total})")
     for name, acc in zip(report.classes, report.stats.per_class_accuracy, strict=True):
@@ -58,13 +58,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from digitlab.data import resolve_root
-    from digitlab.reports.html import write_report
+    from digitlab.reports.html import write_html_report
     from digitlab.reports.report import build_report
     from digitlab.training.config import DataConfig
 
     data_cfg = DataConfig(root=resolve_root(args.data_dir), test_limit=args.test_limit)
     report = build_report(args.checkpoint, data_cfg, device=device_of(args), wild=args.wild)
-    page = write_report(report, Path(args.out) if args.out else Path(args.checkpoint).parent / "report")
+    page = write_html_report(report, Path(args.out) if args.out else Path(args.checkpoint).parent / "report")
     stats, cal = report.evaluation.stats, report.calibration
     print(f"test accuracy {100 * stats.accuracy:.2f}% ({stats.correct}/{stats.total}), loss "
           f"{stats.loss:.4f}; calibration error (ECE) {100 * cal.test.ece:.2f}%, "

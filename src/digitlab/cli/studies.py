@@ -45,7 +45,7 @@ def cmd_study(args: argparse.Namespace) -> int:
                           test_limit=args.test_limit)
     out = Path(args.out) if args.out else runner.default_study_dir(study)
     outcomes = runner.run_study(plan, data_cfg, out, jobs=args.jobs or os.cpu_count() or 1)
-    report = summary.write_report(study, plan, out)
+    report = summary.write_study_summary(study, plan, out)
     print(f"study {study.name}: {len(plan)} runs, ranked by final test accuracy "
           f"(points against the reference):\n{summary.format_ranking(report)}")
     print(f"wrote {out / 'summary.md'}, summary.csv and {len(report.figures)} figure(s)")

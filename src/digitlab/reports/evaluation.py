@@ -69,7 +69,7 @@ def evaluate_checkpoint(
     return EvaluationReport(checkpoint=str(path), stats=stats, classes=list(checkpoint.classes))
 
 
-def write_report(report: EvaluationReport, out_dir: Path) -> tuple[Path, Path]:
+def write_evaluation(report: EvaluationReport, out_dir: Path) -> tuple[Path, Path]:
     """Write report.json and confusion.png into `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / "report.json", out_dir / "confusion.png"

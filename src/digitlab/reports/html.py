@@ -221,7 +221,7 @@ def figure_png(fig: Figure, dpi: int = 110) -> bytes:
     return buffer.getvalue()
 
 
-def write_report(report: Report, out_dir: str | os.PathLike[str]) -> Path:
+def write_html_report(report: Report, out_dir: str | os.PathLike[str]) -> Path:
     """Write the PNGs, report.json and report.html (the PNGs inlined) into `out_dir`, each file
     atomically and the page last; return the page's path."""
     out = Path(out_dir)

@@ -73,7 +73,7 @@ class Calibration:
 
 @dataclass
 class Report:
-    """The numbers and the digits a report shows; `write_report` turns it into files."""
+    """The numbers and the digits a report shows; `html.write_html_report` turns it into files."""
 
     checkpoint: Checkpoint
     evaluation: EvaluationReport

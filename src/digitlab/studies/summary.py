@@ -88,7 +88,7 @@ def _describe(factor: str, value: str) -> str:
     return ", ".join(f"{n}={lbl}" for n, lbl in zip(names, labels, strict=True))
 
 
-def write_report(spec: StudySpec, plan: Sequence[PlannedRun], out: Path) -> StudyReport:
+def write_study_summary(spec: StudySpec, plan: Sequence[PlannedRun], out: Path) -> StudyReport:
     """Write `<factor>.png` per factor, summary.csv and summary.md into `out`."""
     from digitlab.reports.plots import save_figure
 
