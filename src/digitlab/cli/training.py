@@ -17,6 +17,7 @@ from digitlab.cli.args import (
     non_negative_int,
     shows_progress,
 )
+from digitlab.data.splits import VALIDATION_SIZE
 from digitlab.errors import DigitlabError
 from digitlab.models import list_models
 from digitlab.training.config import LOSS_ALIASES, LOSSES, OPTIMIZERS
@@ -32,7 +33,7 @@ def register(command: Command) -> None:
                 "checkpoints, plot)", """
 digitlab train --recipe fast --out runs/fast           # 99.2%+ in well under a minute on a CPU
 digitlab train --epochs 14 --save-model                # the tutorial's full run
-digitlab train --recipe robust --val-split 5000        # hold out a validation split
+digitlab train --recipe robust --val-split             # hold out the last 5,000 to pick best.pt
 digitlab train --resume runs/fast                      # continue after an interruption
 torchrun --standalone --nproc-per-node 2 -m digitlab train --recipe tutorial-mlp
 """)
@@ -64,9 +65,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<recipe>-<time>)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last finished epoch")
     add_limit_args(p)
-    p.add_argument("--val-split", type=non_negative_int, default=0, metavar="N",
-                   help="hold out the last N training images and pick best.pt by their accuracy "
-                        "(default 0: best.pt is the best test epoch, as the tutorial would)")
+    p.add_argument("--val-split", type=non_negative_int, nargs="?", default=0,
+                   const=VALIDATION_SIZE, metavar="N",
+                   help="hold out the last N training images and pick best.pt by their accuracy; "
+                        f"without N, the last {VALIDATION_SIZE:,} (the validation split `digitlab "
+                        "report` fits on). Default 0: train on all, best.pt is the best test "
+                        "epoch, as the tutorial would")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (as -q)")
 
 

@@ -18,11 +18,18 @@ from digitlab.data.datasets import (
     resolve_root,
 )
 from digitlab.data.idx import check_file, read_idx, sha256_file, verify, write_idx
-from digitlab.data.splits import compute_stats, load_split, normalisation
+from digitlab.data.splits import (
+    VALIDATION_SIZE,
+    compute_stats,
+    load_split,
+    normalisation,
+    split_validation,
+)
 
 __all__ = [
     "DATASETS", "FASHION_MNIST", "MNIST", "MNIST_MEAN", "MNIST_STD", "TEST_IMAGES", "TEST_LABELS",
-    "TRAIN_IMAGES", "TRAIN_LABELS", "DatasetSpec", "check_file", "compute_stats", "default_root",
-    "describe_datasets", "get_dataset", "load_split", "normalisation", "raw_dir", "read_idx",
-    "resolve_root", "sha256_file", "verify", "write_idx",
+    "TRAIN_IMAGES", "TRAIN_LABELS", "VALIDATION_SIZE", "DatasetSpec", "check_file",
+    "compute_stats", "default_root", "describe_datasets", "get_dataset", "load_split",
+    "normalisation", "raw_dir", "read_idx", "resolve_root", "sha256_file", "split_validation",
+    "verify", "write_idx",
 ]

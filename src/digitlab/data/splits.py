@@ -1,4 +1,5 @@
-"""A data set's splits as tensors: verified, read, limited, and their normalisation.
+"""A data set's splits as tensors: verified, read, limited, the validation split held out of
+the training split, and their normalisation.
 
 torch is imported by the functions that make tensors, not by this module: the command line
 reads the data set names through `digitlab.data` and must start without it.
@@ -21,12 +22,17 @@ from digitlab.data.datasets import (
     raw_dir,
 )
 from digitlab.data.idx import check_file, read_idx
-from digitlab.errors import DataError
+from digitlab.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
+
+# The validation split: the last VALIDATION_SIZE images of the training split (MNIST's
+# 55,000-59,999). `digitlab train --val-split` holds them out to pick best.pt; `digitlab report`
+# and `pack --calibrate` fit the temperature on them.
+VALIDATION_SIZE = 5000
 
 
 def load_split(
@@ -75,3 +81,17 @@ def normalisation(spec: DatasetSpec, train_images: torch.Tensor) -> tuple[float,
     mean, std = compute_stats(train_images)
     logger.info("%s: normalising with the training split's mean %.4f, std %.4f", spec.name, mean, std)
     return mean, std
+
+
+def split_validation(images: torch.Tensor, labels: torch.Tensor, size: int) -> tuple[
+        torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
+    """Hold out the last `size` images: (train images, train labels, (validation images,
+    validation labels) or None when `size` is 0)."""
+    if not size:
+        return images, labels, None
+    if size >= len(images):
+        raise ConfigError(f"--val-split {size} leaves nothing to train on: the training split has "
+                          f"{len(images)} images; hold out fewer ({VALIDATION_SIZE} is usual for "
+                          "MNIST)")
+    cut = len(images) - size
+    return images[:cut], labels[:cut], (images[cut:], labels[cut:])

@@ -1,9 +1,10 @@
 """`digitlab report`: everything about one checkpoint in one self-contained HTML page.
 
 The test split is only reported on. Anything fitted is fitted on the validation split, the last
-`VALIDATION_SIZE` images of the training split (55,000-59,999 of MNIST's 60,000): today that is
-the calibration temperature. `digitlab train --val-split 5000` (or `--train-limit 55000`) keeps
-those images out of training; a model trained on all 60,000 has seen them, which the report says.
+`VALIDATION_SIZE` images of the training split (digitlab.data.splits; 55,000-59,999 of MNIST's
+60,000): today that is the calibration temperature. `digitlab train --val-split` (or
+`--train-limit 55000`) keeps those images out of training; a model trained on all 60,000 has
+seen them, which the report says.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from digitlab.data import DatasetSpec, load_split
+from digitlab.data import VALIDATION_SIZE, DatasetSpec, load_split, split_validation
 from digitlab.data.loader import TensorLoader
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.reports import calibration
@@ -31,7 +32,6 @@ from digitlab.training.runs import CONFIG, METRICS, History, RunRecord, load_run
 
 logger = logging.getLogger(__name__)
 
-VALIDATION_SIZE = 5000
 GALLERY_SIZE = 100  # the most confident mistakes shown
 CONFUSED_PAIRS = 6
 EXAMPLES_PER_PAIR = 8
@@ -261,8 +261,9 @@ def validation_split(
     if not 0 < size < len(train_x):
         raise ConfigError(f"the validation split must have between 1 and {len(train_x) - 1} "
                           f"images (got {size})")
-    start = len(train_x) - size
-    return train_x[start:], train_y[start:], start, len(train_x)
+    _, _, val = split_validation(train_x, train_y, size)
+    assert val is not None  # size > 0
+    return val[0], val[1], len(train_x) - size, len(train_x)
 
 
 def fit_checkpoint_temperature(

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from digitlab import __version__
-from digitlab.data import DatasetSpec, get_dataset, load_split, normalisation
+from digitlab.data import DatasetSpec, get_dataset, load_split, normalisation, split_validation
 from digitlab.data.augment import Augment, AugmentConfig
 from digitlab.data.loader import TensorLoader
 from digitlab.errors import ConfigError
@@ -74,7 +74,7 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
     spec = get_dataset(data.dataset)
     torch.manual_seed(config.seed)
     train_x, train_y = load_split(data.root, train=True, spec=spec, limit=data.train_limit)
-    train_x, train_y, val = _carve_validation(train_x, train_y, data.val_split)
+    train_x, train_y, val = split_validation(train_x, train_y, data.val_split)
     mean, std = normalisation(spec, train_x)
     spec = dataclasses.replace(spec, mean=mean, std=std)  # what the checkpoint records
     train_x, train_y = _add_synthetic(train_x, train_y, config, data)
@@ -161,18 +161,6 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
         if not summary["ranks_agree"]:
             logger.error("the ranks' weights differ at the end: %s", checksums)
     return _finish(config, model, run_dir, history, write=ranks.is_main)
-
-
-def _carve_validation(images: torch.Tensor, labels: torch.Tensor, size: int) -> tuple[
-        torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor] | None]:
-    """Hold out the last `size` training images: they pick best.pt, the test set only reports."""
-    if not size:
-        return images, labels, None
-    if size >= len(images):
-        raise ConfigError(f"--val-split {size} leaves nothing to train on: the training split has "
-                          f"{len(images)} images; hold out fewer (5000 is usual for MNIST)")
-    cut = len(images) - size
-    return images[:cut], labels[:cut], (images[cut:], labels[cut:])
 
 
 def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
