@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.files import write_json
+from digitlab.training.runs import load_run
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "time_to_accuracy.json"
@@ -171,16 +172,16 @@ def run_digitlab(args: argparse.Namespace, folder: Path, recipe: str, seed: int,
         command += ["--data-dir", args.data_dir]
     print(f"digitlab train --recipe {recipe} --seed {seed} {' '.join(extra)}".rstrip(), flush=True)
     wall, peak, _ = run_child(command)
-    metrics = json.loads((out / "metrics.json").read_text())
+    run = load_run(out)
     elapsed, epochs = 0.0, []
-    for e in metrics["epochs"]:
-        elapsed += e["seconds"]
-        epochs.append({"epoch": e["epoch"], "accuracy": e["accuracy"], "seconds": elapsed,
-                       "images_per_s": e["images_per_s"]})
+    for e in run.history.epochs:
+        elapsed += e.seconds
+        epochs.append({"epoch": e.epoch, "accuracy": e.accuracy, "seconds": elapsed,
+                       "images_per_s": e.images_per_s})
     return {"name": f"{recipe}, digitlab", "recipe": recipe, "pipeline": "digitlab",
-            "seed": seed, "device": metrics["device"], "epochs": epochs, "wall_seconds": wall,
+            "seed": seed, "device": run.device, "epochs": epochs, "wall_seconds": wall,
             "peak_mb": peak, "images_per_s": statistics.median(e["images_per_s"] for e in epochs),
-            "epoch_seconds": metrics["epochs"][0]["seconds"]}
+            "epoch_seconds": run.history.epochs[0].seconds}
 
 
 # ------------------------------------------------------------------ reporting

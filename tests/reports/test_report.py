@@ -233,9 +233,11 @@ def test_report_opens_offline_in_chromium(report_dir):
 ])
 def test_the_report_knows_whether_the_run_held_its_validation_images_out(data, held_out):
     from digitlab.reports.report import validation_held_out
-    from digitlab.training.runs import History, RunRecord
+    from digitlab.training.config import DataConfig, TrainConfig
+    from digitlab.training.runs import RunRecord
 
-    run = RunRecord(path=Path("run"), config={"data": data}, history=History())
+    run = RunRecord(path=Path("run"), config=TrainConfig(recipe="tutorial", model="cnn"),
+                    data=DataConfig(root=Path("data"), **data))
     assert validation_held_out(run, 55_000, 60_000) is held_out
     assert validation_held_out(None, 55_000, 60_000) is None
 

@@ -6,6 +6,7 @@ import torch
 from digitlab.errors import CheckpointError
 from digitlab.models import create_model
 from digitlab.training.checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
+from digitlab.training.runs import EpochRecord, History
 
 
 def make_checkpoint(name="cnn"):
@@ -85,7 +86,10 @@ def test_pack_writes_a_slim_checkpoint_and_a_training_record(tmp_path):
     optimizer.step()  # Adam state doubles the size of a checkpoint
     checkpoint.optimizer_state = optimizer.state_dict()
     checkpoint.config = {"recipe": "tutorial", "seed": 1}
-    checkpoint.metrics["history"] = {"epochs": [{"seconds": 2.5}, {"seconds": 3.0}]}
+    checkpoint.metrics["history"] = History(epochs=[
+        EpochRecord(epoch=e, samples=100 * e, train_loss=0.5, test_loss=0.4, accuracy=0.99, lr=1.0,
+                    seconds=seconds, images_per_s=40.0) for e, seconds in ((1, 2.5), (2, 3.0))
+    ]).to_dict()
     save_checkpoint(tmp_path / "full.pt", checkpoint)
     record = pack_checkpoint(tmp_path / "full.pt", tmp_path / "slim.pt")
     assert (tmp_path / "slim.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size

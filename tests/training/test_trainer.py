@@ -25,7 +25,8 @@ def test_a_short_real_run_learns(mnist_root, tmp_path):
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["lr"] == 1.0 and saved["parameters"] == 1_199_882 and saved["versions"]["torch"]
     run = load_run(tmp_path / "run")
-    assert run.history.epochs[0]["samples"] == 2000 and run.history.train[0]["samples"] == 64
+    assert run.history.epochs[0].samples == 2000 and run.history.train[0].samples == 64
+    assert result == run  # what train() returns is what the folder reads back
 
 
 def test_killed_run_resumes_to_the_same_result(mnist_root, tmp_path, monkeypatch):
@@ -51,14 +52,14 @@ def test_killed_run_resumes_to_the_same_result(mnist_root, tmp_path, monkeypatch
     monkeypatch.setattr(trainer, "train_one_epoch", real)
     resumed = trainer.train(cfg, data, tmp_path / "killed", resume=True)
 
-    assert resumed.accuracy == straight.accuracy and resumed.epochs == 3
+    assert resumed.accuracy == straight.accuracy and len(resumed.history.epochs) == 3
     a = load_checkpoint(tmp_path / "straight" / "last.pt")
     b = load_checkpoint(tmp_path / "killed" / "last.pt")
     for key in a.state_dict:
         assert torch.equal(a.state_dict[key], b.state_dict[key]), key
     history_a, history_b = load_run(tmp_path / "straight").history, load_run(tmp_path / "killed").history
     assert history_a.train == history_b.train
-    assert [e["accuracy"] for e in history_a.epochs] == [e["accuracy"] for e in history_b.epochs]
+    assert [e.accuracy for e in history_a.epochs] == [e.accuracy for e in history_b.epochs]
 
 
 def test_resume_without_a_finished_epoch_is_an_error(mnist_root, tmp_path):
@@ -87,7 +88,7 @@ def test_every_recipe_runs(recipe, mnist_root, tmp_path):
     cfg = build_config(recipe, epochs=2, progress=False, device="cpu")
     data = DataConfig(root=mnist_root, train_limit=512, test_limit=256)
     result = trainer.train(cfg, data, tmp_path)
-    assert result.epochs == 2 and 0 <= result.accuracy <= 1
+    assert len(result.history.epochs) == 2 and 0 <= result.accuracy <= 1
     assert load_checkpoint(tmp_path / "best.pt").config["recipe"] == recipe
 
 
@@ -105,11 +106,11 @@ def test_validation_split_picks_best_and_is_never_trained_on(mnist_root, tmp_pat
                   tmp_path / "run")
     assert (800, True) in seen and (400, False) in seen  # trains on 800, checks on the last 400
     epochs = load_run(tmp_path / "run").history.epochs
-    assert all(0 <= e["val_accuracy"] <= 1 and e["val_loss"] > 0 for e in epochs)
-    best = max(range(3), key=lambda i: (epochs[i]["val_accuracy"], i))  # ties: the later epoch
+    assert all(0 <= e.val_accuracy <= 1 and e.val_loss > 0 for e in epochs)
+    best = max(range(3), key=lambda i: (epochs[i].val_accuracy, i))  # ties: the later epoch
     checkpoint = load_checkpoint(tmp_path / "run" / "best.pt")
     assert checkpoint.epoch == best + 1
-    assert checkpoint.metrics["val_accuracy"] == epochs[best]["val_accuracy"]
+    assert checkpoint.metrics["val_accuracy"] == epochs[best].val_accuracy
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["data"]["val_split"] == 400
 

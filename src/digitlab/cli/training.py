@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from digitlab.cli.args import (
     Command,
@@ -20,8 +20,11 @@ from digitlab.cli.args import (
 from digitlab.data.splits import VALIDATION_SIZE
 from digitlab.errors import DigitlabError
 from digitlab.models import list_models
-from digitlab.training.config import LOSS_ALIASES, LOSSES, OPTIMIZERS
+from digitlab.training.config import LOSS_ALIASES, LOSSES, OPTIMIZERS, DataConfig, TrainConfig
 from digitlab.training.recipes import RECIPES
+
+if TYPE_CHECKING:
+    from digitlab.training.runs import RunRecord
 
 # Flags that override the recipe's value when given (None: keep the recipe's)
 TRAIN_OVERRIDES = ("model", "batch_size", "test_batch_size", "epochs", "lr", "gamma", "seed",
@@ -78,17 +81,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     from digitlab.training.trainer import train
 
     config, data_cfg, run_dir = resumed(args) if args.resume else configured(args)
-    result = train(config, data_cfg, run_dir, resume=bool(args.resume))
+    record = train(config, data_cfg, run_dir, resume=bool(args.resume))
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"{config.model}: test accuracy {100 * result.accuracy:.2f}% after {result.epochs} "
-              f"epoch(s), {result.seconds:.1f} s; run folder {result.run_dir}")
+        print(describe(record))
     return 0
 
 
-def configured(args: argparse.Namespace) -> tuple:
+def describe(record: RunRecord) -> str:
+    """One line: the model, its final test accuracy, epochs, time and run folder."""
+    history = record.history
+    return (f"{record.config.model}: test accuracy {100 * (record.accuracy or 0.0):.2f}% after "
+            f"{len(history.epochs)} epoch(s), {history.total_seconds:.1f} s; run folder "
+            f"{record.path}")
+
+
+def configured(args: argparse.Namespace) -> tuple[TrainConfig, DataConfig, Path]:
     """The TrainConfig, DataConfig and run folder the flags ask for."""
     from digitlab.data import resolve_root
-    from digitlab.training.config import DataConfig
     from digitlab.training.recipes import build_config
     from digitlab.training.runs import default_run_dir
 
@@ -101,16 +110,15 @@ def configured(args: argparse.Namespace) -> tuple:
     return config, data_cfg, Path(args.out) if args.out else default_run_dir(config.recipe)
 
 
-def resumed(args: argparse.Namespace) -> tuple:
+def resumed(args: argparse.Namespace) -> tuple[TrainConfig, DataConfig, Path]:
     """The settings saved in the run folder being resumed."""
-    from digitlab.training.config import DataConfig, TrainConfig
-    from digitlab.training.runs import CONFIG
+    from digitlab.training.runs import CONFIG, load_run
 
     run_dir = Path(args.resume)
     try:
-        saved = json.loads((run_dir / CONFIG).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise DigitlabError(f"cannot resume {run_dir}: no readable {CONFIG} ({e})") from None
-    config = TrainConfig.from_dict(saved)
-    data_cfg = DataConfig(**{**saved["data"], "root": Path(saved["data"]["root"])})
-    return config, data_cfg, run_dir
+        record = load_run(run_dir, partial=True)
+    except DigitlabError as e:
+        raise DigitlabError(f"cannot resume {run_dir}: {e}") from None
+    if record.data is None:
+        raise DigitlabError(f"cannot resume {run_dir}: its {CONFIG} has no data settings")
+    return record.config, record.data, run_dir

@@ -40,12 +40,12 @@ def plot_performance(
     for run, name in zip(runs, names, strict=True):
         train, epochs = run.history.train, run.history.epochs
         label = name if len(runs) > 1 else None
-        loss_ax.plot([p["samples"] for p in train], [p["loss"] for p in train], lw=0.8, label=label)
+        loss_ax.plot([p.samples for p in train], [p.loss for p in train], lw=0.8, label=label)
         acc_ax.plot(
-            [e["samples"] for e in epochs], [100 * e["accuracy"] for e in epochs],
+            [e.samples for e in epochs], [100 * e.accuracy for e in epochs],
             marker="o", ms=3, label=label,
         )
-    losses = "/".join(sorted({str(run.config.get("loss", "nll")).upper() for run in runs}))
+    losses = "/".join(sorted({run.config.loss.upper() for run in runs}))
     loss_ax.set(xlabel="training samples seen", ylabel=f"training loss ({losses or 'NLL'})",
                 title="Training loss")
     loss_ax.set_yscale("log")
@@ -58,9 +58,9 @@ def plot_performance(
         fig.suptitle(title)
     elif len(runs) == 1:
         run = runs[0]
-        final = run.history.epochs[-1]["accuracy"] if run.history.epochs else 0.0
+        final = run.accuracy or 0.0
         fig.suptitle(
-            f"{run.config.get('model', '?')} on {run.config.get('device_resolved', '?')}: "
+            f"{run.config.model} on {run.device or '?'}: "
             f"{_format_seconds(run.history.total_seconds)}, final accuracy {100 * final:.2f}%"
         )
     else:

@@ -28,7 +28,7 @@ from digitlab.reports.metrics import most_confused
 from digitlab.training.checkpoint import Checkpoint, read_training_record
 from digitlab.training.config import DataConfig
 from digitlab.training.engine import EvalStats, evaluate, resolve_device
-from digitlab.training.runs import CONFIG, METRICS, History, RunRecord, load_run
+from digitlab.training.runs import CONFIG, METRICS, RunRecord, load_run
 
 logger = logging.getLogger(__name__)
 
@@ -191,10 +191,11 @@ def find_run(path: Path, checkpoint: Checkpoint) -> RunRecord | None:
             return load_run(path.parent)
         except DigitlabError as e:
             logger.warning("ignoring the run folder: %s", e)
-    history = checkpoint.metrics.get("history")
-    if isinstance(history, dict) and history.get("epochs"):
-        return RunRecord(path=path.parent, config=checkpoint.config, history=History.from_dict(history))
-    return None
+    try:
+        return checkpoint.run_record(path.parent)
+    except DigitlabError as e:
+        logger.warning("ignoring the checkpoint's training history: %s", e)
+        return None
 
 
 def validation_held_out(run: RunRecord | None, validation_start: int, split_size: int) -> bool | None:
@@ -203,11 +204,10 @@ def validation_held_out(run: RunRecord | None, validation_start: int, split_size
     A run trains on the first `train_limit` images of the `split_size` (all when unset), less
     the last `val_split` of those, which it held out to pick best.pt.
     """
-    data = run.config.get("data") if run is not None else None
-    if not isinstance(data, dict):
+    if run is None or run.data is None:
         return None
-    limit = data.get("train_limit")
-    trained = (split_size if limit is None else min(int(limit), split_size)) - int(data.get("val_split") or 0)
+    limit = run.data.train_limit
+    trained = (split_size if limit is None else min(limit, split_size)) - run.data.val_split
     return trained <= validation_start
 
 

@@ -7,6 +7,7 @@ from it; one whose settings changed since starts again.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -19,9 +20,10 @@ from typing import Any
 
 from tqdm import tqdm
 
+from digitlab.errors import DigitlabError
 from digitlab.studies.spec import PlannedRun, StudySpec
 from digitlab.training.config import DataConfig, TrainConfig
-from digitlab.training.runs import CONFIG, LAST, METRICS
+from digitlab.training.runs import LAST, load_run
 
 logger = logging.getLogger(__name__)
 LOG = "train.log"
@@ -58,28 +60,25 @@ def default_study_dir(spec: StudySpec) -> Path:
 def run_state(run: PlannedRun, data: DataConfig, run_dir: Path) -> str:
     """"new", "finished", "resume" (a last.pt with the same settings) or "changed"."""
     try:
-        saved = json.loads((run_dir / CONFIG).read_text())
-    except (OSError, json.JSONDecodeError):
+        saved = load_run(run_dir, partial=True)
+    except DigitlabError:
         return "new"
-    if _comparable(TrainConfig.from_dict(saved).to_dict()) != _comparable(run.config.to_dict()) or \
-            _data_of(saved.get("data", {})) != _data_of(vars(data)):
+    if _comparable(saved.config) != _comparable(run.config) or not _same_data(saved.data, data):
         return "changed"
-    try:
-        done = len(json.loads((run_dir / METRICS).read_text()).get("epochs", []))
-    except (OSError, json.JSONDecodeError):
-        done = 0
-    if done >= run.config.epochs:
+    if len(saved.history.epochs) >= run.config.epochs:
         return "finished"
     return "resume" if (run_dir / LAST).is_file() else "new"
 
 
-def _comparable(values: dict[str, Any]) -> Any:
-    return json.loads(json.dumps({k: v for k, v in values.items() if k not in NOT_COMPARED}))
+def _comparable(config: TrainConfig) -> Any:
+    values = {k: v for k, v in config.to_dict().items() if k not in NOT_COMPARED}
+    return json.loads(json.dumps(values))  # as config.json holds them: tuples read back as lists
 
 
-def _data_of(values: dict[str, Any]) -> tuple[Any, ...]:
-    return (values.get("dataset", "mnist"), values.get("train_limit"), values.get("test_limit"),
-            values.get("val_split") or 0)
+def _same_data(saved: DataConfig | None, data: DataConfig) -> bool:
+    """The same data set, limits and validation split; where the files live does not matter."""
+    saved = saved if saved is not None else DataConfig(root=data.root)  # recorded no data settings
+    return dataclasses.replace(saved, root=data.root) == data
 
 
 def run_study(plan: list[PlannedRun], data: DataConfig, out: Path, jobs: int) -> list[RunOutcome]:

@@ -51,11 +51,11 @@ def summarise(plan: Sequence[PlannedRun], out: Path) -> StudyReport:
         factor, value = _variant(run)
         rows.append({
             "run": run.name, "factor": factor, "value": value, "seed": run.seed,
-            "epochs": len(epochs), "final_accuracy": epochs[-1]["accuracy"],
+            "epochs": len(epochs), "final_accuracy": epochs[-1].accuracy,
             "best_accuracy": record.history.best_accuracy,
             "seconds": record.history.total_seconds,
-            "images_per_s": statistics.fmean(e["images_per_s"] for e in epochs),
-            "parameters": record.config.get("parameters"),
+            "images_per_s": statistics.fmean(e.images_per_s for e in epochs),
+            "parameters": record.parameters,
         })
     return StudyReport(rows=rows, ranking=rank(rows), missing=missing)
 
@@ -65,7 +65,7 @@ def rank(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["factor"], row["value"]), []).append(row)
-    ranking = []
+    ranking: list[dict[str, Any]] = []
     for (factor, value), members in groups.items():
         finals = [r["final_accuracy"] for r in members]
         ranking.append({

@@ -19,6 +19,8 @@ from digitlab.data import MNIST, MNIST_MEAN, MNIST_STD
 from digitlab.errors import CheckpointError, DigitlabError
 from digitlab.files import atomic_path, write_json
 from digitlab.models import create_model, list_models
+from digitlab.training.config import TrainConfig
+from digitlab.training.runs import History, RunRecord
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,26 @@ class Checkpoint:
             first = str(e).strip().splitlines()[0]
             raise CheckpointError(f"weights do not fit model {self.model_name!r}: {first}") from e
         return model.to(device).eval()
+
+    @property
+    def history(self) -> History:
+        """The training history the trainer keeps in `metrics` (empty in a packed model)."""
+        try:
+            return History.from_dict(self.metrics.get("history") or {})
+        except ValueError as e:
+            raise CheckpointError(f"damaged training history in the checkpoint ({e})") from None
+
+    def run_record(self, folder: Path) -> RunRecord | None:
+        """The run as this checkpoint remembers it (settings and history, no data settings), or
+        None when it keeps no history."""
+        history = self.history
+        if not history.epochs:
+            return None
+        try:
+            config = TrainConfig.from_dict(self.config)
+        except (TypeError, DigitlabError) as e:
+            raise CheckpointError(f"damaged settings in the checkpoint ({e})") from None
+        return RunRecord(path=folder, config=config, history=history)
 
 
 def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> None:
@@ -161,7 +183,7 @@ def pack_checkpoint(
     stored in the copy and the record. Packing a packed model keeps its training record.
     """
     checkpoint = load_checkpoint(source)
-    history = checkpoint.metrics.get("history", {})
+    history = checkpoint.history
     slim = dataclasses.replace(
         checkpoint,
         state_dict={k: v.clone() for k, v in checkpoint.state_dict.items()},
@@ -170,7 +192,7 @@ def pack_checkpoint(
         temperature=float(calibration["temperature"]) if calibration else checkpoint.temperature,
     )
     save_checkpoint(target, slim)
-    record = read_training_record(source) if not history else None
+    record = read_training_record(source) if not history.epochs else None
     if record is None:
         record = _training_record(checkpoint, history)
     record.update(file=Path(target).name, torch=torch.__version__, packed=time.strftime("%Y-%m-%d"),
@@ -195,8 +217,7 @@ def read_training_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and record.get("file") == path.name else None
 
 
-def _training_record(checkpoint: Checkpoint, history: dict[str, Any]) -> dict[str, Any]:
-    epochs = history.get("epochs", [])
+def _training_record(checkpoint: Checkpoint, history: History) -> dict[str, Any]:
     return {
         "model": checkpoint.model_name,
         "model_args": checkpoint.model_args,
@@ -204,6 +225,6 @@ def _training_record(checkpoint: Checkpoint, history: dict[str, Any]) -> dict[st
         "seed": checkpoint.config.get("seed"),
         "epochs": checkpoint.epoch,
         "test_accuracy": checkpoint.metrics.get("accuracy"),
-        "train_seconds": round(sum(e.get("seconds", 0.0) for e in epochs), 1),
+        "train_seconds": round(history.total_seconds, 1),
         "trained_with": checkpoint.digitlab_version,
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,20 @@ class DataConfig:
     dataset: str = "mnist"
     train_limit: int | None = None  # use only the first N training images (quick experiments)
     test_limit: int | None = None
-    val_split: int = 0  # hold out the last N training images to pick best.pt; 0: none
+    val_split: int = 0  # hold out the last N training images to pick best.pt (data.splits); 0: none
 
     def __post_init__(self) -> None:
         if self.val_split < 0:
             raise ConfigError(f"--val-split must be 0 or more (got {self.val_split})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> DataConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kept = {k: v for k, v in values.items() if k in names}
+        return cls(**{**kept, "root": Path(kept["root"])})
 
 
 @dataclass(frozen=True)
@@ -90,6 +100,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})

@@ -8,7 +8,6 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -18,44 +17,55 @@ from digitlab.data import DatasetSpec, get_dataset, load_split, normalisation, s
 from digitlab.data.augment import Augment, AugmentConfig
 from digitlab.data.loader import TensorLoader
 from digitlab.errors import ConfigError
-from digitlab.files import atomic_path, write_json
+from digitlab.files import atomic_path
 from digitlab.models import count_parameters, create_model
-from digitlab.training import distributed, runs
+from digitlab.training import distributed
 from digitlab.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from digitlab.training.config import PER_BATCH_SCHEDULERS, DataConfig, TrainConfig
 from digitlab.training.engine import evaluate, resolve_device, train_one_epoch
 from digitlab.training.optim import create_optimizer, create_scheduler
-from digitlab.training.runs import BEST, CONFIG, LAST, PLOT, History, load_run, write_metrics
+from digitlab.training.runs import (
+    BEST,
+    CONFIG,
+    LAST,
+    METRICS,
+    PLOT,
+    EpochRecord,
+    History,
+    RunRecord,
+    TrainPoint,
+    load_run,
+    save_run,
+)
 
 logger = logging.getLogger(__name__)
 
+Scheduler = torch.optim.lr_scheduler.LRScheduler
+
 
 @dataclass
-class RunResult:
-    run_dir: Path
-    accuracy: float
-    test_loss: float
-    seconds: float
-    epochs: int
+class _Batches:
+    """A run's splits as batches on its device, and the normalisation the checkpoint records."""
+
+    spec: DatasetSpec
+    mean: float
+    std: float
+    train: TensorLoader
+    test: TensorLoader
+    val: TensorLoader | None  # the validation split, where the run holds one out
+    train_images: int  # in the training split, typeset and re-drawn digits included
 
 
-def _run_config(config: TrainConfig, data: DataConfig, device: torch.device, params: int) -> dict:
-    return {
-        **config.to_dict(),
-        "data": {k: str(v) if isinstance(v, Path) else v for k, v in vars(data).items()},
-        "device_resolved": str(device),
-        "parameters": params,
-        "versions": {
-            "digitlab": __version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
-        "machine": {"platform": platform.platform(), "processor": platform.processor()},
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+@dataclass
+class _Learner:
+    model: nn.Module  # what gets saved
+    trained: nn.Module  # what the batches go through: `model`, wrapped for DDP under torchrun
+    optimizer: torch.optim.Optimizer
+    scheduler: Scheduler | None
+    per_batch: bool  # the scheduler steps after every batch, not every epoch
 
 
-def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = False) -> RunResult:
+def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = False) -> RunRecord:
     """Train `config` on `data`, writing everything to `run_dir`; resume from its last.pt.
 
     Under torchrun each process trains on its shard of every epoch with gradients all-reduced
@@ -70,97 +80,137 @@ def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = F
 
 
 def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
-           ranks: distributed.Distributed, device: torch.device) -> RunResult:
-    spec = get_dataset(data.dataset)
+           ranks: distributed.Distributed, device: torch.device) -> RunRecord:
     torch.manual_seed(config.seed)
+    batches = _load_batches(config, data, ranks, device)
+    learner = _build_learner(config, len(batches.spec.classes), len(batches.train), ranks, device)
+    record, start_epoch = _new_record(config, data, run_dir, device, learner.model), 1
+    if resume:
+        start_epoch, history = _restore(run_dir, learner)
+        record = dataclasses.replace(record, history=history)
+    elif ranks.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_run(record, CONFIG)
+    logger.info(
+        "training %s (%d parameters) on %s, %d training images%s; run folder %s",
+        config.model, record.parameters, device, batches.train_images,
+        f" in {ranks.world_size} processes" if ranks.enabled else "", run_dir,
+    )
+    epochs = 1 if config.dry_run else config.epochs
+    best = record.history.best_score
+    for epoch in range(start_epoch, epochs + 1):
+        _run_epoch(config, epoch, epochs, batches, learner, ranks, record.history)
+        if ranks.is_main:
+            best = _save_epoch(config, record, batches, learner, epoch, best)
+    if ranks.enabled:
+        record = _check_ranks(record, learner.model, ranks)
+    return _finish(config, learner.model, record, write=ranks.is_main)
+
+
+def _new_record(config: TrainConfig, data: DataConfig, run_dir: Path, device: torch.device,
+                model: nn.Module) -> RunRecord:
+    return RunRecord(
+        path=run_dir, config=config, data=data, device=str(device),
+        parameters=count_parameters(model),
+        versions={"digitlab": __version__, "torch": torch.__version__,
+                  "python": platform.python_version()},
+        machine={"platform": platform.platform(), "processor": platform.processor()},
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+
+
+def _load_batches(config: TrainConfig, data: DataConfig, ranks: distributed.Distributed,
+                  device: torch.device) -> _Batches:
+    spec = get_dataset(data.dataset)
     train_x, train_y = load_split(data.root, train=True, spec=spec, limit=data.train_limit)
     train_x, train_y, val = split_validation(train_x, train_y, data.val_split)
     mean, std = normalisation(spec, train_x)
-    spec = dataclasses.replace(spec, mean=mean, std=std)  # what the checkpoint records
+    spec = dataclasses.replace(spec, mean=mean, std=std)
     train_x, train_y = _add_synthetic(train_x, train_y, config, data)
     test_x, test_y = load_split(data.root, train=False, spec=spec, limit=data.test_limit)
-    common = {"mean": spec.mean, "std": spec.std, "device": device}
-    val_batches = TensorLoader(*val, config.test_batch_size, **common) if val else None
+    val_batches = TensorLoader(*val, config.test_batch_size, mean=mean, std=std,
+                               device=device) if val else None
     augment = Augment(AugmentConfig(**config.augment)) if config.augment is not None else None
     train_batches = TensorLoader(
         train_x, train_y, config.batch_size, shuffle=True, seed=config.seed, augment=augment,
-        shard=ranks.rank, num_shards=ranks.world_size, **common,
+        shard=ranks.rank, num_shards=ranks.world_size, mean=mean, std=std, device=device,
     )
-    test_batches = TensorLoader(test_x, test_y, config.test_batch_size, **common)
+    test_batches = TensorLoader(test_x, test_y, config.test_batch_size, mean=mean, std=std,
+                                device=device)
+    return _Batches(spec, mean, std, train_batches, test_batches, val_batches, len(train_x))
 
-    model = create_model(config.model, num_classes=len(spec.classes), **config.model_args)
+
+def _build_learner(config: TrainConfig, classes: int, steps_per_epoch: int,
+                   ranks: distributed.Distributed, device: torch.device) -> _Learner:
+    model = create_model(config.model, num_classes=classes, **config.model_args)
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)  # inputs are N×1×H×W: same layout either way
-    trained = ranks.wrap(model)  # what the batches go through; `model` is what gets saved
     optimizer = create_optimizer(config, model.parameters())
-    scheduler = create_scheduler(config, optimizer, len(train_batches))
+    scheduler = create_scheduler(config, optimizer, steps_per_epoch)
     per_batch = scheduler is not None and config.scheduler in PER_BATCH_SCHEDULERS
-    history, start_epoch = History(), 1
-    if resume:
-        start_epoch, history = _restore(run_dir, model, optimizer, scheduler)
-    elif ranks.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / CONFIG, _run_config(config, data, device, count_parameters(model)))
-    logger.info(
-        "training %s (%d parameters) on %s, %d training images%s; run folder %s",
-        config.model, count_parameters(model), device, len(train_x),
-        f" in {ranks.world_size} processes" if ranks.enabled else "", run_dir,
-    )
+    return _Learner(model, ranks.wrap(model), optimizer, scheduler, per_batch)
+
+
+def _run_epoch(config: TrainConfig, epoch: int, epochs: int, batches: _Batches, learner: _Learner,
+               ranks: distributed.Distributed, history: History) -> None:
+    """Train and test one epoch; add what it measured to `history`."""
     limit = 1 if config.dry_run else None
-    epochs = 1 if config.dry_run else config.epochs
-    best = history.best_score
-    for epoch in range(start_epoch, epochs + 1):
-        train_batches.set_epoch(epoch)
-        lr = optimizer.param_groups[0]["lr"]
-        stats = train_one_epoch(
-            trained, train_batches, optimizer, log_interval=config.log_interval,
-            max_batches=limit, progress=config.progress and ranks.is_main,
-            description=f"epoch {epoch}/{epochs}",
-            step_hook=scheduler.step if per_batch else None,  # type: ignore[union-attr]
-            label_smoothing=config.label_smoothing, loss=config.loss,
-        )
-        if scheduler is not None and not per_batch:
-            scheduler.step()
-        result = evaluate(model, test_batches, len(spec.classes), max_batches=limit)
-        checked = evaluate(model, val_batches, len(spec.classes), max_batches=limit) if val_batches else None
-        seen_before = history.epochs[-1]["samples"] if history.epochs else 0
-        world = ranks.world_size  # samples seen by the model: every rank's batches count
-        history.train += [
-            {"epoch": epoch, "samples": seen_before + world * s, "loss": loss} for s, loss in stats.log
-        ]
-        history.epochs.append({
-            "epoch": epoch, "samples": seen_before + world * stats.samples,
-            "train_loss": ranks.mean(stats.loss),
-            "test_loss": result.loss, "accuracy": result.accuracy, "lr": lr,
-            "seconds": stats.seconds + result.seconds,
-            "images_per_s": stats.images_per_s * ranks.world_size,
-            **({"val_loss": checked.loss, "val_accuracy": checked.accuracy} if checked else {}),
-        })
-        logger.info(
-            "epoch %d/%d: %stest loss %.4f, accuracy %.2f%% (%d/%d), %.1f s (%.0f images/s)",
-            epoch, epochs, f"validation {100 * checked.accuracy:.2f}%, " if checked else "",
-            result.loss, 100 * result.accuracy, result.correct, result.total,
-            stats.seconds + result.seconds, stats.images_per_s,
-        )
-        if not ranks.is_main:
-            continue
-        checkpoint = _checkpoint(config, spec, model, optimizer, scheduler, epoch, history)
-        save_checkpoint(run_dir / LAST, checkpoint)
-        score = runs.selection_score(history.epochs[-1])  # the test set picks only without a split
-        if score >= best:
-            best = score
-            save_checkpoint(run_dir / BEST, checkpoint)
-        write_metrics(run_dir, history, _summary(config, device, history))
-    if ranks.enabled:  # every rank must end with the same weights; say whether they did
-        checksums = ranks.gather(distributed.weights_checksum(model))
-        summary = {**_summary(config, device, history), "world_size": ranks.world_size,
-                   "rank_checksums": checksums, "ranks_agree": len(set(checksums)) == 1}
-        if ranks.is_main:
-            write_metrics(run_dir, history, summary)
-        if not summary["ranks_agree"]:
-            logger.error("the ranks' weights differ at the end: %s", checksums)
-    return _finish(config, model, run_dir, history, write=ranks.is_main)
+    batches.train.set_epoch(epoch)
+    lr = learner.optimizer.param_groups[0]["lr"]
+    scheduler = learner.scheduler
+    stats = train_one_epoch(
+        learner.trained, batches.train, learner.optimizer, log_interval=config.log_interval,
+        max_batches=limit, progress=config.progress and ranks.is_main,
+        description=f"epoch {epoch}/{epochs}",
+        step_hook=scheduler.step if scheduler is not None and learner.per_batch else None,
+        label_smoothing=config.label_smoothing, loss=config.loss,
+    )
+    if scheduler is not None and not learner.per_batch:
+        scheduler.step()
+    classes = len(batches.spec.classes)
+    result = evaluate(learner.model, batches.test, classes, max_batches=limit)
+    checked = evaluate(learner.model, batches.val, classes, max_batches=limit) if batches.val else None
+    seen_before, world = history.samples, ranks.world_size  # every rank's batches count
+    history.train += [TrainPoint(epoch, seen_before + world * s, loss) for s, loss in stats.log]
+    history.epochs.append(EpochRecord(
+        epoch=epoch, samples=seen_before + world * stats.samples,
+        train_loss=ranks.mean(stats.loss), test_loss=result.loss, accuracy=result.accuracy, lr=lr,
+        seconds=stats.seconds + result.seconds, images_per_s=stats.images_per_s * world,
+        val_loss=checked.loss if checked else None,
+        val_accuracy=checked.accuracy if checked else None,
+    ))
+    logger.info(
+        "epoch %d/%d: %stest loss %.4f, accuracy %.2f%% (%d/%d), %.1f s (%.0f images/s)",
+        epoch, epochs, f"validation {100 * checked.accuracy:.2f}%, " if checked else "",
+        result.loss, 100 * result.accuracy, result.correct, result.total,
+        stats.seconds + result.seconds, stats.images_per_s,
+    )
+
+
+def _save_epoch(config: TrainConfig, record: RunRecord, batches: _Batches, learner: _Learner,
+                epoch: int, best: float) -> float:
+    """Write last.pt, best.pt when this epoch is the best so far, and metrics.json; return the
+    best score."""
+    checkpoint = _checkpoint(config, batches, learner, epoch, record.history)
+    save_checkpoint(record.path / LAST, checkpoint)
+    score = record.history.epochs[-1].selection_score  # the test set picks only without a split
+    if score >= best:
+        best = score
+        save_checkpoint(record.path / BEST, checkpoint)
+    save_run(record, METRICS)
+    return best
+
+
+def _check_ranks(record: RunRecord, model: nn.Module, ranks: distributed.Distributed) -> RunRecord:
+    """Every rank must end with the same weights: record whether they did."""
+    checksums = ranks.gather(distributed.weights_checksum(model))
+    record = dataclasses.replace(record, rank_checksums=tuple(checksums))
+    if ranks.is_main:
+        save_run(record, METRICS)
+    if not record.ranks_agree:
+        logger.error("the ranks' weights differ at the end: %s", checksums)
+    return record
 
 
 def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
@@ -185,69 +235,53 @@ def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConf
     return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
 
 
-Scheduler = torch.optim.lr_scheduler.LRScheduler
-
-
-def _checkpoint(
-    config: TrainConfig, spec: DatasetSpec, model: nn.Module, optimizer: torch.optim.Optimizer,
-    scheduler: Scheduler | None, epoch: int, history: History,
-) -> Checkpoint:
-    last = history.epochs[-1]
+def _checkpoint(config: TrainConfig, batches: _Batches, learner: _Learner, epoch: int,
+                history: History) -> Checkpoint:
+    last, spec = history.epochs[-1], batches.spec
     return Checkpoint(
         model_name=config.model,
         model_args={"num_classes": len(spec.classes), **config.model_args},
-        state_dict=model.state_dict(),
-        mean=spec.mean, std=spec.std, classes=list(spec.classes), dataset=spec.name,
+        state_dict=learner.model.state_dict(),
+        mean=batches.mean, std=batches.std, classes=list(spec.classes), dataset=spec.name,
         epoch=epoch,
-        metrics={"accuracy": last["accuracy"], "test_loss": last["test_loss"],
-                 **({"val_accuracy": last["val_accuracy"]} if "val_accuracy" in last else {}),
+        metrics={"accuracy": last.accuracy, "test_loss": last.test_loss,
+                 **({"val_accuracy": last.val_accuracy} if last.val_accuracy is not None else {}),
                  "history": history.to_dict()},
         config=config.to_dict(),
-        optimizer_state=optimizer.state_dict(),
-        scheduler_state=scheduler.state_dict() if scheduler is not None else None,
+        optimizer_state=learner.optimizer.state_dict(),
+        scheduler_state=learner.scheduler.state_dict() if learner.scheduler is not None else None,
         rng_state=torch.get_rng_state(),
     )
 
 
-def _restore(
-    run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Scheduler | None
-) -> tuple[int, History]:
+def _restore(run_dir: Path, learner: _Learner) -> tuple[int, History]:
+    """Load last.pt into `learner`: the epoch to continue from and the history so far."""
     path = run_dir / LAST
     if not path.is_file():
         raise ConfigError(f"cannot resume {run_dir}: it has no {LAST} (no epoch finished yet)")
     checkpoint = load_checkpoint(path)
-    model.load_state_dict(checkpoint.state_dict)
+    learner.model.load_state_dict(checkpoint.state_dict)
     if checkpoint.optimizer_state:
-        optimizer.load_state_dict(checkpoint.optimizer_state)
-    if scheduler is not None and checkpoint.scheduler_state:
-        scheduler.load_state_dict(checkpoint.scheduler_state)
+        learner.optimizer.load_state_dict(checkpoint.optimizer_state)
+    if learner.scheduler is not None and checkpoint.scheduler_state:
+        learner.scheduler.load_state_dict(checkpoint.scheduler_state)
     if checkpoint.rng_state is not None:
         torch.set_rng_state(checkpoint.rng_state)
     logger.info("resuming %s after epoch %d", run_dir, checkpoint.epoch)
-    return checkpoint.epoch + 1, History.from_dict(checkpoint.metrics["history"])
+    return checkpoint.epoch + 1, checkpoint.history
 
 
-def _summary(config: TrainConfig, device: torch.device, history: History) -> dict[str, Any]:
-    last = history.epochs[-1] if history.epochs else {}
-    return {
-        "model": config.model, "recipe": config.recipe, "device": str(device),
-        "epochs_done": len(history.epochs), "accuracy": last.get("accuracy"),
-        "test_loss": last.get("test_loss"), "total_seconds": history.total_seconds,
-    }
-
-
-def _finish(config: TrainConfig, model: nn.Module, run_dir: Path, history: History,
-            write: bool = True) -> RunResult:
+def _finish(config: TrainConfig, model: nn.Module, record: RunRecord, write: bool) -> RunRecord:
+    """Plot the run and save the tutorial's state_dict if asked; the record as its folder
+    reads back (after a resume, with the first start's versions and machine)."""
+    if not write:
+        return record
     from digitlab.reports.plots import plot_performance, save_figure
 
-    if write:
-        save_figure(plot_performance([load_run(run_dir)]), run_dir / PLOT)
-    if config.save_model and write:
+    saved = load_run(record.path)
+    save_figure(plot_performance([saved]), record.path / PLOT)
+    if config.save_model:
         # The tutorial's format: a bare state_dict its own classify script can load.
-        with atomic_path(run_dir / "mnist_cnn.pt") as tmp:
+        with atomic_path(record.path / "mnist_cnn.pt") as tmp:
             torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
-    last = history.epochs[-1]
-    return RunResult(
-        run_dir=run_dir, accuracy=last["accuracy"], test_loss=last["test_loss"],
-        seconds=history.total_seconds, epochs=len(history.epochs),
-    )
+    return saved
