@@ -97,16 +97,16 @@ def describe(record: RunRecord) -> str:
 
 def configured(args: argparse.Namespace) -> tuple[TrainConfig, DataConfig, Path]:
     """The TrainConfig, DataConfig and run folder the flags ask for."""
-    from digitlab.data import resolve_root
-    from digitlab.training.recipes import build_config
+    from digitlab.training.api import train_settings
     from digitlab.training.runs import default_run_dir
 
     overrides = {k: getattr(args, k) for k in TRAIN_OVERRIDES}
-    config = build_config(args.recipe, **overrides, device=device_of(args), dry_run=args.dry_run,
-                          save_model=args.save_model, progress=shows_progress(args))
-    data_cfg = DataConfig(root=resolve_root(args.data_dir), dataset=args.dataset,
-                          train_limit=args.train_limit, test_limit=args.test_limit,
-                          val_split=args.val_split)
+    config, data_cfg = train_settings(
+        args.recipe, data_dir=args.data_dir, dataset=args.dataset, train_limit=args.train_limit,
+        test_limit=args.test_limit, val_split=args.val_split, device=device_of(args),
+        dry_run=args.dry_run, save_model=args.save_model, progress=shows_progress(args),
+        **overrides,
+    )
     return config, data_cfg, Path(args.out) if args.out else default_run_dir(config.recipe)
 
 

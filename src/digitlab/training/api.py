@@ -1,0 +1,61 @@
+"""Training from Python: `digitlab.train(recipe, out, ...)` does what `digitlab train` does."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+from digitlab.data import resolve_root
+from digitlab.errors import ConfigError
+from digitlab.training import trainer
+from digitlab.training.config import DataConfig, TrainConfig
+from digitlab.training.recipes import build_config
+from digitlab.training.runs import RunRecord, default_run_dir
+
+
+def train_settings(
+    recipe: str, *, data_dir: str | os.PathLike[str] | None = None, dataset: str = "mnist",
+    train_limit: int | None = None, test_limit: int | None = None, val_split: int = 0,
+    **overrides: Any,
+) -> tuple[TrainConfig, DataConfig]:
+    """The settings of a run: `recipe` with `overrides` (TrainConfig fields; None keeps the
+    recipe's value) and the data options."""
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise ConfigError(f"unknown training setting(s) {', '.join(map(repr, unknown))}; "
+                          f"a recipe's settings are TrainConfig's fields")
+    config = build_config(recipe, **overrides)
+    data = DataConfig(root=resolve_root(data_dir), dataset=dataset, train_limit=train_limit,
+                      test_limit=test_limit, val_split=val_split)
+    return config, data
+
+
+def train(
+    recipe: str = "fast", out: str | os.PathLike[str] | None = None, *,
+    data_dir: str | os.PathLike[str] | None = None, dataset: str = "mnist",
+    train_limit: int | None = None, test_limit: int | None = None, val_split: int = 0,
+    device: str = "auto", progress: bool = True, **overrides: Any,
+) -> RunRecord:
+    """Train `recipe` into the run folder `out` (default runs/<recipe>-<time>) and return its
+    record: settings, per-epoch history, final accuracy (`record.accuracy`).
+
+    Args:
+        recipe: a named recipe (training/recipes.py): "fast", "tutorial", "tutorial-mlp", "robust".
+        out: the run folder; it gets config.json, metrics.json, last.pt, best.pt and a plot.
+        data_dir: the data root (default: $DIGITLAB_DATA, else the user cache folder).
+        dataset: "mnist" or another registered data set.
+        train_limit, test_limit: use only the first N images of a split.
+        val_split: hold out the last N training images to pick best.pt
+            (digitlab.data.VALIDATION_SIZE is the usual N); 0 trains on all.
+        device: "auto", "cpu", "cuda" or "mps".
+        progress: draw progress bars.
+        **overrides: any TrainConfig field (epochs=3, lr=0.01, model="cnn", ...).
+    """
+    config, data = train_settings(
+        recipe, data_dir=data_dir, dataset=dataset, train_limit=train_limit,
+        test_limit=test_limit, val_split=val_split, device=device, progress=progress, **overrides,
+    )
+    run_dir = Path(out) if out is not None else default_run_dir(config.recipe)
+    return trainer.train(config, data, run_dir)
