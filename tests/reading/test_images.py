@@ -16,13 +16,13 @@ import digitlab.reading.images
 import digitlab.reading.preprocess
 from digitlab.errors import ImageError
 from digitlab.reading.images import load_image
-from digitlab.reading.preprocess import preprocess
+from digitlab.reading.pipelines import preprocess
 from tests.drawing import digit_image, similarity
 
 
-def test_preprocess_still_exports_the_loading_names():
-    for name in ("IMAGE_SUFFIXES", "MAX_PIXELS", "ImageSource", "load_image", "to_grayscale"):
-        assert getattr(digitlab.reading.preprocess, name) is getattr(digitlab.reading.images, name)
+def test_the_loading_names_have_one_home():
+    for name in ("IMAGE_SUFFIXES", "MAX_PIXELS", "ImageSource", "load_image"):
+        assert hasattr(digitlab.reading.images, name) and not hasattr(digitlab.reading.preprocess, name)
 
 
 # ---------------------------------------------------------------- loading: every format

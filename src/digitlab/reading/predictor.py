@@ -16,7 +16,8 @@ from PIL import Image
 
 from digitlab.data import DATASETS
 from digitlab.errors import CheckpointError, ConfigError, DigitlabError
-from digitlab.reading.preprocess import DEFAULT_PIPELINE, IMAGE_SUFFIXES, load_image, preprocess
+from digitlab.reading.images import IMAGE_SUFFIXES, load_image
+from digitlab.reading.pipelines import DEFAULT_PIPELINE, preprocess
 from digitlab.training.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
 
 logger = logging.getLogger(__name__)
