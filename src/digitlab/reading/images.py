@@ -1,6 +1,7 @@
 """A file, bytes or stream → a PIL image, and a PIL image of any mode → grayscale floats.
 
-`load_image` refuses what is not a safe, readable image with one-line `ImageError`s;
+`load_image` refuses what is not a safe, readable image with one-line `ImageError`s of a
+type per cause (digitlab.errors);
 `to_grayscale` copes with every mode PIL decodes to (16-bit, float, palette, transparency).
 """
 
@@ -17,7 +18,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from digitlab.errors import ImageError
+from digitlab.errors import ImageNotFound, ImageTooLarge, UnreadableImage, UnsupportedImage
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,8 @@ ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO
 
 
 def load_image(source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode a file, bytes or binary stream (first frame, EXIF-upright) or raise ImageError.
+    """Decode a file, bytes or binary stream (first frame, EXIF-upright), or raise an ImageError:
+    ImageNotFound, ImageTooLarge, UnsupportedImage (not an image) or UnreadableImage (damaged).
 
     `name` labels error messages for bytes and streams (e.g. an upload's filename). Images of
     more than `max_pixels` (at most MAX_PIXELS) are refused from their header, undecoded.
@@ -40,7 +42,7 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
         path = Path(source)
         label, stream = name or str(path), path
         if not path.is_file():
-            raise ImageError(f"{label}: no such file")
+            raise ImageNotFound(f"{label}: no such file")
     else:
         label, stream = name or str(getattr(source, "name", "<stream>")), source
     try:
@@ -50,17 +52,17 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
             with Image.open(stream) as image:
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise ImageError(f"{label}: image too large ({width}×{height} pixels, "
+                    raise ImageTooLarge(f"{label}: image too large ({width}×{height} pixels, "
                                      f"limit {max_pixels:,})")
                 image.load()
                 return _upright(image, label)
     except Image.DecompressionBombError:  # not an OSError: must come before the generic clause
-        raise ImageError(f"{label}: image too large (decompression bomb)") from None
+        raise ImageTooLarge(f"{label}: image too large (decompression bomb)") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{label}: not an image (unrecognised format)") from None
+        raise UnsupportedImage(f"{label}: not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = " ".join(str(e).split()) or type(e).__name__
-        raise ImageError(f"{label}: not a readable image ({reason})") from None
+        raise UnreadableImage(f"{label}: not a readable image ({reason})") from None
 
 
 def _upright(image: Image.Image, label: str) -> Image.Image:

@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message, Scope
 
-from digitlab.errors import ImageError
+from digitlab.errors import ImageError, ImageTooLarge, UnsupportedImage
 from digitlab.reading.images import load_image
 
 RAW_TYPES = ("image/", "application/octet-stream")  # raw bodies we try to decode
@@ -80,9 +80,18 @@ def decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
     try:
         return load_image(data, name=name, max_pixels=max_pixels)
     except ImageError as e:
-        text = str(e)
-        if "too large" in text:
-            raise ApiError(413, "image_too_large", text) from None
-        if "not an image" in text:
-            raise ApiError(415, "not_an_image", text) from None
-        raise ApiError(400, "unreadable_image", text) from None
+        status, code = image_error_status(e)
+        raise ApiError(status, code, str(e)) from None
+
+
+# Each kind of image error → (HTTP status, stable code); the first type in the MRO found wins.
+IMAGE_ERRORS: dict[type[ImageError], tuple[int, str]] = {
+    ImageTooLarge: (413, "image_too_large"),
+    UnsupportedImage: (415, "not_an_image"),
+    ImageError: (400, "unreadable_image"),
+}
+
+
+def image_error_status(error: ImageError) -> tuple[int, str]:
+    """The status and code for `error`, by its type (never by its message)."""
+    return next(IMAGE_ERRORS[kind] for kind in type(error).__mro__ if kind in IMAGE_ERRORS)
