@@ -35,7 +35,7 @@ def test_shipped_confidences_are_calibrated_and_keep_every_answer(predictor, mni
     calibrated = predictor.predict(images.float() / 255)
     raw = predictor.predict(images.float() / 255, calibrated=False)
     assert torch.equal(calibrated.argmax(1), raw.argmax(1))
-    assert torch.allclose(predictor.calibrate(raw), calibrated, atol=1e-5)
+    assert torch.allclose(predictor.with_temperature(raw), calibrated, atol=1e-5)
     assert expected_calibration_error(calibrated, labels) < 0.5 * expected_calibration_error(raw, labels)
 
 

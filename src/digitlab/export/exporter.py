@@ -21,9 +21,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from digitlab.data.normalise import normalise
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.files import atomic_path
-from digitlab.reading.predictor import PREDICT_BATCH, Predictor, sharpen
+from digitlab.models.temperature import apply_temperature, temper_probabilities
+from digitlab.reading.predictor import PREDICT_BATCH, Predictor
 from digitlab.training.checkpoint import Checkpoint
 
 logger = logging.getLogger(__name__)
@@ -45,15 +47,13 @@ class Exportable(nn.Module):
                  temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model.eval()
-        self.temperature = temperature
-        # uint8 pixels are divided by 255 first; folding that into the constants is exact enough
-        scale = 255.0 if input_dtype == "uint8" else 1.0
-        self.mean, self.std = mean * scale, std * scale
+        self.mean, self.std, self.temperature = mean, std, temperature
+        self.max_value = 255.0 if input_dtype == "uint8" else 1.0
         self.eval()  # the wrapper too: exporters warn about (and trace) modules in training mode
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = (pixels.unsqueeze(1).to(torch.float32) - self.mean) / self.std
-        return torch.softmax(self.model(x) / self.temperature, dim=1)
+        x = normalise(pixels.unsqueeze(1).to(torch.float32), self.mean, self.std, self.max_value)
+        return apply_temperature(self.model(x), self.temperature)
 
 
 @dataclass
@@ -85,6 +85,8 @@ def _export_onnx(module: Exportable, example: torch.Tensor, path: Path, classes:
         module, (example,), input_names=["pixels"], output_names=["probabilities"],
         dynamic_shapes={"pixels": {0: batch}}, dynamo=True, verbose=False,
     )
+    if program is None:  # only when exporting to a file name, which we do not
+        raise ExportError("torch.onnx.export returned no program")
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {
         "classes": json.dumps(classes), "dataset": dataset, "exporter": "digitlab",
@@ -209,4 +211,4 @@ class OnnxPredictor(Predictor):
         x = (pixels * 255).round().to(torch.uint8) if self.uint8 else pixels.to(torch.float32)
         probabilities = torch.from_numpy(self.session.run(None, {"pixels": x.contiguous().numpy()})[0])
         # the graph's softmax(z / T): nothing to add on the hot path; as trained, undo the T
-        return probabilities if calibrated else sharpen(probabilities, self.temperature)
+        return probabilities if calibrated else temper_probabilities(probabilities, 1 / self.temperature)

@@ -15,7 +15,9 @@ import torch
 from PIL import Image
 
 from digitlab.data import DATASETS
+from digitlab.data.normalise import normalise
 from digitlab.errors import CheckpointError, ConfigError, DigitlabError
+from digitlab.models.temperature import apply_temperature, temper_probabilities
 from digitlab.reading.images import IMAGE_SUFFIXES, load_image
 from digitlab.reading.pipelines import DEFAULT_PIPELINE, preprocess
 from digitlab.training.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
@@ -24,14 +26,6 @@ logger = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.5
 PREDICT_BATCH = 256  # big batches run slower on CPU (measured: 1000 at 2/3 the images/s of 256)
-
-
-def sharpen(probabilities: torch.Tensor, factor: float) -> torch.Tensor:
-    """softmax(factor · log p): probabilities as if their logits had been multiplied by
-    `factor` (log p is the logits up to a constant per row, which softmax ignores)."""
-    if factor == 1.0:
-        return probabilities
-    return torch.softmax(probabilities.clamp_min(1e-30).log() * factor, dim=-1)
 
 
 @dataclass
@@ -134,17 +128,17 @@ class Predictor:
             return torch.zeros(0, len(self.classes))
         return torch.cat([self._probabilities(chunk, calibrated) for chunk in pixels.split(PREDICT_BATCH)])
 
-    def calibrate(self, probabilities: torch.Tensor) -> torch.Tensor:
+    def with_temperature(self, probabilities: torch.Tensor) -> torch.Tensor:
         """Uncalibrated probabilities (`predict(calibrated=False)`) after the temperature."""
-        return sharpen(probabilities, 1 / self.temperature)
+        return temper_probabilities(probabilities, self.temperature)
 
     def _probabilities(self, pixels: torch.Tensor, calibrated: bool) -> torch.Tensor:
         """One batch of [0, 1] pixels through the model: probabilities, calibrated or as trained."""
-        x = pixels.to(self.device, torch.float32).unsqueeze(1)
-        x = ((x - self.checkpoint.mean) / self.checkpoint.std).contiguous(memory_format=torch.channels_last)
+        x = normalise(pixels.to(self.device, torch.float32).unsqueeze(1), self.checkpoint.mean,
+                      self.checkpoint.std).contiguous(memory_format=torch.channels_last)
         log_probs = self.model(x).cpu()
         if calibrated and self.temperature != 1.0:
-            return torch.softmax(log_probs / self.temperature, dim=1)  # log-probs are logits too
+            return apply_temperature(log_probs, self.temperature)  # log-probs are logits too
         return log_probs.exp()
 
     def read_digits(
@@ -177,7 +171,7 @@ class Predictor:
         # Its split scores were tuned on the model's own confidences: give it those.
         segmentation = segment_number(image, classify=lambda x: self.predict(x, calibrated=False))
         if all(d.probabilities is not None for d in segmentation.digits):  # classified while splitting
-            probabilities = [self.calibrate(d.probabilities) for d in segmentation.digits]
+            probabilities = [self.with_temperature(d.probabilities) for d in segmentation.digits]
         else:
             probabilities = self.predict(segmentation.pixels)
         return [
