@@ -1,4 +1,3 @@
-import torch
 from PIL import Image
 
 from digitlab.reading.predictor import Predictor, classify_files, expand_inputs
@@ -42,27 +41,3 @@ def test_low_confidence_is_no_digit(tiny_run, mnist_root):
     assert never.digit is None and "below" in never.reason
     described = predictor.describe(never, top_k=3)
     assert described["no_digit"] and len(described["top_k"]) == 3  # probabilities still reported
-
-
-def test_folding_batch_norm_keeps_the_outputs_and_leaves_the_model_alone():
-    from digitlab.models import create_model
-    from digitlab.reading.predictor import fold_batch_norm
-
-    torch.manual_seed(0)
-    model = create_model("bncnn")
-    with torch.no_grad():  # batch-norm statistics that are not the identity
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
-    model.eval()
-    folded = fold_batch_norm(model)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 3  # a copy was folded
-    stage = [type(m).__name__ for m in folded.features[0]]
-    assert stage == ["Conv2d", "Identity", "MaxPool2d", "ReLU"]  # pooled before ReLU
-    x = torch.randn(16, 1, 28, 28)
-    with torch.no_grad():
-        assert torch.allclose(folded(x), model(x), atol=1e-4)

@@ -38,7 +38,7 @@ def untrained_predictor(seed: int = 0) -> Predictor:
     model = create_model("mlp").eval()
     checkpoint = Checkpoint(model_name="mlp", model_args={}, state_dict=model.state_dict(),
                             config={"recipe": "tutorial-mlp"}, metrics={"accuracy": 0.1})
-    return Predictor(model, checkpoint, torch.device("cpu"))
+    return Predictor.from_model(model, checkpoint)
 
 
 def png(image: Image.Image) -> bytes:
@@ -160,7 +160,7 @@ def test_a_fashion_model_answers_with_class_names(predictor):
 
     checkpoint = dataclasses.replace(predictor.checkpoint, classes=list(FASHION_MNIST.classes),
                                      dataset=FASHION_MNIST.name)
-    fashion = Predictor(predictor.model, checkpoint, torch.device("cpu"))
+    fashion = Predictor.from_model(predictor.backend.model, checkpoint)
     app = create_app(ServiceSettings(model="no-such-checkpoint.pt", min_confidence=0))
     app.dependency_overrides[get_predictor] = lambda: fashion
     client = TestClient(app)

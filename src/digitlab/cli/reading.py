@@ -70,13 +70,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def load_predictor(model: str | None, backend: str) -> Any:
     from digitlab.reading.predictor import Predictor
 
-    if backend == "onnxruntime":
-        from digitlab.export.exporter import OnnxPredictor
-
-        if not model:
-            raise ConfigError("--backend onnxruntime needs --model MODEL.onnx (from `digitlab export`)")
-        return OnnxPredictor(model)
-    return Predictor.from_checkpoint(model)
+    if backend == "onnxruntime" and not model:
+        raise ConfigError("--backend onnxruntime needs --model MODEL.onnx (from `digitlab export`)")
+    return Predictor.load(model, backend=backend)
 
 
 def describe_result(result: dict[str, Any], nothing: str = "no digit") -> str:

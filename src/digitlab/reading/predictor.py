@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import glob
 import logging
 import os
@@ -15,9 +14,9 @@ import torch
 from PIL import Image
 
 from digitlab.data import DATASETS
-from digitlab.data.normalise import normalise
 from digitlab.errors import CheckpointError, ConfigError, DigitlabError
-from digitlab.models.temperature import apply_temperature, temper_probabilities
+from digitlab.models.temperature import temper_probabilities
+from digitlab.reading.backends import Backend, OnnxBackend, TorchBackend
 from digitlab.reading.images import IMAGE_SUFFIXES, load_image
 from digitlab.reading.pipelines import DEFAULT_PIPELINE, preprocess
 from digitlab.training.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
@@ -47,38 +46,31 @@ class Reading:
         return float(self.probabilities.max()) if self.probabilities is not None else 0.0
 
 
-def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
-    """An eval-mode copy of `model` made cheaper to run, with the same outputs.
-
-    Inside each Sequential, a Conv2d→BatchNorm2d pair is folded into one convolution, and a
-    ReLU→MaxPool2d pair runs as MaxPool2d→ReLU: ReLU never changes which value is largest,
-    so the two orders agree, and ReLU then touches a quarter of the values.
-    """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    model = copy.deepcopy(model).eval()
-    for module in model.modules():
-        if not isinstance(module, torch.nn.Sequential):
-            continue
-        names = list(module._modules)
-        for first, second in zip(names, names[1:], strict=False):
-            a, b = module._modules[first], module._modules[second]
-            if isinstance(a, torch.nn.Conv2d) and isinstance(b, torch.nn.BatchNorm2d):
-                module._modules[first] = fuse_conv_bn_eval(a, b)
-                module._modules[second] = torch.nn.Identity()
-            elif isinstance(a, torch.nn.ReLU) and isinstance(b, torch.nn.MaxPool2d):
-                module._modules[first], module._modules[second] = b, a
-    return model
-
-
 class Predictor:
-    """A model loaded once, with its normalisation and class names."""
+    """A model loaded once, ready to read images: preprocessing, batching, rejection, numbers.
 
-    def __init__(self, model: torch.nn.Module, checkpoint: Checkpoint, device: torch.device) -> None:
-        # Channels-last convolutions run about twice as fast on CPU (measured: one image
-        # 1.4 → 0.6 ms, batches 1.7× the images/s); the weights are the same numbers.
-        self.model = fold_batch_norm(model.eval()).to(memory_format=torch.channels_last)
-        self.checkpoint, self.device = checkpoint, device
+    What runs the model is its backend (reading.backends): PyTorch for a checkpoint,
+    onnxruntime for an exported .onnx file.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu",
+             backend: str | None = None) -> Predictor:
+        """Load a checkpoint (the model shipped inside the package when `path` is None) or an
+        exported .onnx file; `backend` ("torch" or "onnxruntime") defaults by the file's suffix."""
+        if backend is None:
+            onnx = path is not None and Path(path).suffix.lower() == ".onnx"
+            backend = "onnxruntime" if onnx else "torch"
+        if backend == "onnxruntime":
+            if path is None:
+                raise ConfigError("the onnxruntime backend needs a .onnx file from `digitlab export`")
+            return cls(OnnxBackend(path))
+        if backend != "torch":
+            raise ConfigError(f"unknown backend {backend!r}; choose torch or onnxruntime")
+        return cls.from_checkpoint(path, device)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Predictor:
@@ -90,16 +82,27 @@ class Predictor:
                 )
             path = DEFAULT_MODEL
         model, checkpoint = load_model(path, device)
-        return cls(model, checkpoint, torch.device(device))
+        return cls.from_model(model, checkpoint, device)
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, checkpoint: Checkpoint,
+                   device: torch.device | str = "cpu") -> Predictor:
+        """A predictor around a model already in memory (its checkpoint gives classes and the rest)."""
+        return cls(TorchBackend(model, checkpoint, device))
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """The checkpoint the model came from (None for an exported file)."""
+        return self.backend.checkpoint
 
     @property
     def classes(self) -> list[str]:
-        return self.checkpoint.classes
+        return self.backend.classes
 
     @property
     def dataset(self) -> str:
         """The data set the model was trained on (its name in digitlab.data.datasets.DATASETS)."""
-        return self.checkpoint.dataset
+        return self.backend.dataset
 
     @property
     def reads_digits(self) -> bool:
@@ -116,7 +119,7 @@ class Predictor:
     @property
     def temperature(self) -> float:
         """Confidences are softmax(log-probabilities / T); T = 1 unless `pack --calibrate` set it."""
-        return self.checkpoint.temperature
+        return self.backend.temperature
 
     @torch.inference_mode()
     def predict(self, pixels: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
@@ -126,20 +129,12 @@ class Predictor:
             pixels = pixels.unsqueeze(0)
         if len(pixels) == 0:
             return torch.zeros(0, len(self.classes))
-        return torch.cat([self._probabilities(chunk, calibrated) for chunk in pixels.split(PREDICT_BATCH)])
+        run = self.backend.probabilities
+        return torch.cat([run(chunk, calibrated) for chunk in pixels.split(PREDICT_BATCH)])
 
     def with_temperature(self, probabilities: torch.Tensor) -> torch.Tensor:
         """Uncalibrated probabilities (`predict(calibrated=False)`) after the temperature."""
         return temper_probabilities(probabilities, self.temperature)
-
-    def _probabilities(self, pixels: torch.Tensor, calibrated: bool) -> torch.Tensor:
-        """One batch of [0, 1] pixels through the model: probabilities, calibrated or as trained."""
-        x = normalise(pixels.to(self.device, torch.float32).unsqueeze(1), self.checkpoint.mean,
-                      self.checkpoint.std).contiguous(memory_format=torch.channels_last)
-        log_probs = self.model(x).cpu()
-        if calibrated and self.temperature != 1.0:
-            return apply_temperature(log_probs, self.temperature)  # log-probs are logits too
-        return log_probs.exp()
 
     def read_digits(
         self, images: Sequence[Image.Image], pipeline: str | None = None,

@@ -168,6 +168,8 @@ async def predict_number(request: Request, predictor: PredictorDep, settings: Se
 def model_info(predictor: PredictorDep, settings: SettingsDep) -> ModelInfo:
     """Describe the model this server answers with."""
     checkpoint = predictor.checkpoint
+    if checkpoint is None:  # the service loads checkpoints; a predictor injected by hand may not
+        raise ApiError(501, "no_checkpoint", "this model was not loaded from a checkpoint")
     accuracy = checkpoint.metrics.get("accuracy")
     return ModelInfo(
         name=checkpoint.model_name, recipe=checkpoint.config.get("recipe"), dataset=predictor.dataset,
@@ -262,7 +264,8 @@ def create_app(settings: ServiceSettings | None = None, predictor: Predictor | N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loaded = predictor or await run_in_threadpool(Predictor.from_checkpoint, settings.model)
         app.state.predictor = loaded
-        logger.info("model %s loaded (%s)", loaded.checkpoint.model_name, settings.model or "packaged")
+        name = loaded.checkpoint.model_name if loaded.checkpoint else "?"
+        logger.info("model %s loaded (%s)", name, settings.model or "packaged")
         yield
 
     app = FastAPI(title="digitlab", version=__version__, lifespan=lifespan,
