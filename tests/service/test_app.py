@@ -288,7 +288,7 @@ def test_framework_errors_are_json_too(client):
 
 def test_an_image_that_breaks_the_model_is_a_client_error_not_a_crash(app):
     class Broken:
-        def read_digits(self, *args, **kwargs):
+        def read(self, *args, **kwargs):
             raise RuntimeError("boom")
 
     app.dependency_overrides[get_predictor] = lambda: Broken()

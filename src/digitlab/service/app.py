@@ -79,18 +79,17 @@ def png_data_url(pixels: torch.Tensor) -> str:
 
 def read_digit(predictor: Predictor, image: Image.Image, settings: ServiceSettings,
                top_k: int) -> dict[str, Any]:
-    reading = predictor.read_digits([image], min_confidence=settings.min_confidence)[0]
-    return {**predictor.describe(reading, top_k), "preprocess": reading.steps,
-            "input_png": png_data_url(reading.pixels)}
+    reading = predictor.read(image, top_k=top_k, min_confidence=settings.min_confidence)
+    return {**reading.to_dict(), "input_png": png_data_url(reading.pixels)}
 
 
 def read_number(predictor: Predictor, image: Image.Image, settings: ServiceSettings,
                 top_k: int) -> dict[str, Any]:
-    readings = predictor.read_number(image, settings.min_confidence)
-    result = predictor.describe_number(readings, top_k)
-    for described, reading in zip(result["digits"], readings, strict=True):
-        described["input_png"] = png_data_url(reading.pixels)
-    return {**result, "size": list(image.size)}
+    reading = predictor.read_number(image, settings.min_confidence, top_k=top_k)
+    result = reading.to_dict()
+    for described, digit in zip(result["digits"], reading.digits, strict=True):
+        described["input_png"] = png_data_url(digit.pixels)
+    return result
 
 
 Work = Callable[[Predictor, Image.Image, ServiceSettings, int], dict[str, Any]]
