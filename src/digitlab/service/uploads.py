@@ -12,18 +12,11 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message, Scope
 
-from digitlab.errors import ImageError, ImageTooLarge, UnsupportedImage
+from digitlab.errors import ImageError
 from digitlab.reading.images import load_image
+from digitlab.service.errors import ApiError, image_error_status
 
 RAW_TYPES = ("image/", "application/octet-stream")  # raw bodies we try to decode
-
-
-class ApiError(Exception):
-    """A request the service refuses: HTTP status, stable code, human detail."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
 
 
 async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
@@ -83,15 +76,3 @@ def decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
         status, code = image_error_status(e)
         raise ApiError(status, code, str(e)) from None
 
-
-# Each kind of image error → (HTTP status, stable code); the first type in the MRO found wins.
-IMAGE_ERRORS: dict[type[ImageError], tuple[int, str]] = {
-    ImageTooLarge: (413, "image_too_large"),
-    UnsupportedImage: (415, "not_an_image"),
-    ImageError: (400, "unreadable_image"),
-}
-
-
-def image_error_status(error: ImageError) -> tuple[int, str]:
-    """The status and code for `error`, by its type (never by its message)."""
-    return next(IMAGE_ERRORS[kind] for kind in type(error).__mro__ if kind in IMAGE_ERRORS)

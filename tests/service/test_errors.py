@@ -3,7 +3,7 @@
 import pytest
 
 from digitlab.errors import ImageError, ImageNotFound, ImageTooLarge, UnreadableImage, UnsupportedImage
-from digitlab.service.uploads import image_error_status
+from digitlab.service.errors import image_error_status
 
 
 @pytest.mark.parametrize(("error", "status", "code"), [
