@@ -1,5 +1,7 @@
 """Temperature scaling: fitted in one place, applied in one place, the same in an exported graph."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -39,6 +41,8 @@ def test_apply_temperature_traces_into_a_graph():
             return apply_temperature(logits, 0.5)
 
     logits = torch.randn(3, 10)
-    traced = torch.jit.trace(Tempered(), logits)
+    with warnings.catch_warnings():  # TorchScript is deprecated; the export path traces the same way
+        warnings.simplefilter("ignore", FutureWarning)
+        traced = torch.jit.trace(Tempered(), logits)
     other = torch.randn(7, 10)
     assert torch.allclose(traced(other), torch.softmax(other / 0.5, dim=1))
