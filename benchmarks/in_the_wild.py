@@ -33,8 +33,8 @@ def score_digits(predictor: Predictor, samples: list[wild.WildSample], pipeline:
 def score_numbers(predictor: Predictor, samples: list[wild.WildSample]) -> dict:
     exact = digits_right = digits_total = 0
     for s in samples:
-        readings = predictor.read_number(s.image, min_confidence=0.0)
-        text = "".join(predictor.classes[r.digit] for r in readings if r.digit is not None)
+        reading = predictor.read_number(s.image, min_confidence=0.0)
+        text = "".join(d.label for d in reading.digits if d.label is not None)
         exact += text == s.label
         if len(text) == len(s.label):  # per-digit credit only when the split was right
             digits_right += sum(a == b for a, b in zip(text, s.label, strict=True))

@@ -70,13 +70,13 @@ def main() -> None:
 
 
 def onnx_predictor(predictor: Predictor, pixels: torch.Tensor):
-    from digitlab.export.exporter import OnnxPredictor, export_model
+    from digitlab.export.exporter import export_model
 
     folder = tempfile.mkdtemp(prefix="inference-onnx-")
     path = Path(folder) / "model.onnx"
-    model = predictor.model  # batch norm already folded: the same graph PyTorch runs
+    model = predictor.backend.model  # batch norm already folded: the same graph PyTorch runs
     export_model(model, predictor.checkpoint, path, "onnx", pixels)
-    return OnnxPredictor(path)
+    return Predictor.load(path)
 
 
 def classify_folder(images: torch.Tensor, labels: torch.Tensor, model: str | None) -> None:

@@ -1,12 +1,27 @@
-"""digitlab: train, evaluate, serve and explain handwritten-digit recognisers."""
+"""digitlab: train, evaluate, serve and explain handwritten-digit recognisers.
+
+The Python API (the README's "Python API" shows it at work)::
+
+    import digitlab
+
+    model = digitlab.load()              # the model shipped with digitlab
+    reading = model.read("my-digit.png") # a DigitReading; model.read_number(...) a NumberReading
+    run = digitlab.train(recipe="fast")  # a RunRecord: settings, history, where it was written
+
+`import digitlab` stays cheap: torch and the model load on first use.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from digitlab.reading.images import ImageInput
+    from digitlab.reading.predictor import Predictor
+    from digitlab.reading.results import DigitReading
     from digitlab.training.runs import RunRecord
 
 try:
@@ -14,7 +29,38 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "train"]
+__all__ = ["__version__", "load", "read", "train"]
+
+
+def load(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Predictor:
+    """A model ready to read images (a `digitlab.reading.predictor.Predictor`).
+
+    `path`: a checkpoint from `digitlab train` or `digitlab pack`, an `.onnx` file from
+    `digitlab export` (run by onnxruntime), or None for the model shipped with digitlab.
+    Then `model.read(image)` → DigitReading, `model.read_number(image)` → NumberReading,
+    `model.predict(pixels)` → N×C probabilities of N×28×28 floats in [0, 1].
+    """
+    from digitlab.reading.predictor import Predictor
+
+    return Predictor.load(path, device)
+
+
+@functools.cache
+def _shipped_model() -> Predictor:
+    return load()
+
+
+def read(image: ImageInput, model: Predictor | str | os.PathLike[str] | None = None) -> DigitReading:
+    """The digit in `image` (a path, bytes, a PIL image or a numpy array: H×W grey or H×W×3/4,
+    uint8 or float in [0, 1]), read by `model`: a loaded model, a path for `load`, or None for
+    the shipped model (loaded once, then kept)."""
+    from digitlab.reading.predictor import Predictor
+
+    if model is None:
+        model = _shipped_model()
+    elif not isinstance(model, Predictor):
+        model = load(model)
+    return model.read(image)
 
 
 def train(recipe: str = "fast", out: str | os.PathLike[str] | None = None, **options: Any) -> RunRecord:

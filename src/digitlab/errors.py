@@ -22,3 +22,19 @@ class ConfigError(DigitlabError):
 
 class ImageError(DigitlabError):
     """An input image cannot be read."""
+
+
+class ImageNotFound(ImageError):
+    """The image file does not exist."""
+
+
+class ImageTooLarge(ImageError):
+    """The image has more pixels than the limit (refused from its header, undecoded)."""
+
+
+class UnsupportedImage(ImageError):
+    """Not an image, or not one in a format (or array shape and type) digitlab reads."""
+
+
+class UnreadableImage(ImageError):
+    """An image in a known format that cannot be decoded: truncated or damaged."""

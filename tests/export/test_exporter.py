@@ -7,7 +7,8 @@ import torch
 
 from digitlab.data import load_split
 from digitlab.errors import DigitlabError
-from digitlab.export.exporter import ExportError, OnnxPredictor, export_model
+from digitlab.export.exporter import ExportError, export_model
+from digitlab.reading.backends import OnnxBackend
 from digitlab.reading.predictor import Predictor
 from digitlab.training.checkpoint import load_model
 
@@ -25,7 +26,8 @@ def test_onnx_export_reproduces_pytorch_and_runs_any_batch_size(tiny_run, digits
     check = export_model(model, checkpoint, out, "onnx", pixels)
     assert check.same_predictions and check.max_difference < 1e-4 and check.images == 300
 
-    onnx = OnnxPredictor(out)
+    onnx = Predictor.load(out)  # by its suffix: onnxruntime
+    assert isinstance(onnx.backend, OnnxBackend) and onnx.checkpoint is None
     torch_predictor = Predictor.from_checkpoint(tiny_run / "best.pt")
     assert onnx.classes == checkpoint.classes and onnx.dataset == "mnist" == checkpoint.dataset
     for batch in (1, 37, 300):  # the batch size is not baked into the graph
@@ -46,7 +48,7 @@ def test_an_onnx_export_knows_its_data_set_and_so_its_preprocessing(tmp_path):
     checkpoint = dataclasses.replace(checkpoint, classes=list(FASHION_MNIST.classes),
                                      dataset=FASHION_MNIST.name, mean=0.286, std=0.353)
     export_model(model, checkpoint, tmp_path / "fashion.onnx", "onnx", torch.rand(8, 28, 28))
-    onnx = OnnxPredictor(tmp_path / "fashion.onnx")
+    onnx = Predictor.load(tmp_path / "fashion.onnx")
     assert onnx.dataset == "fashion-mnist" and onnx.pipeline == "product" and not onnx.reads_digits
     assert onnx.classes[7] == "Sneaker"
 
@@ -115,4 +117,4 @@ def test_an_export_applies_the_checkpoints_temperature_like_pytorch(tiny_run, di
     raw = Predictor.from_checkpoint(tiny_run / "best.pt").predict(pixels)
     calibrated = Predictor.from_checkpoint(tmp_path / "calibrated.pt").predict(pixels)
     assert torch.allclose(calibrated, torch.softmax(raw.log() / 0.5, dim=1), atol=1e-5)
-    assert torch.allclose(OnnxPredictor(tmp_path / "m.onnx").predict(pixels), calibrated, atol=1e-4)
+    assert torch.allclose(Predictor.load(tmp_path / "m.onnx").predict(pixels), calibrated, atol=1e-4)

@@ -35,7 +35,7 @@ def test_shipped_confidences_are_calibrated_and_keep_every_answer(predictor, mni
     calibrated = predictor.predict(images.float() / 255)
     raw = predictor.predict(images.float() / 255, calibrated=False)
     assert torch.equal(calibrated.argmax(1), raw.argmax(1))
-    assert torch.allclose(predictor.calibrate(raw), calibrated, atol=1e-5)
+    assert torch.allclose(predictor.with_temperature(raw), calibrated, atol=1e-5)
     assert expected_calibration_error(calibrated, labels) < 0.5 * expected_calibration_error(raw, labels)
 
 
@@ -124,13 +124,15 @@ def test_numbers_are_read_left_to_right(predictor):
     canvas = Image.new("L", (760, 280), 255)
     for i, digit in enumerate("7041"):
         canvas.paste(draw(digit, size=(190, 280), box=(30, 40, 160, 240)), (i * 190, 0))
-    readings = predictor.read_number(canvas)
+    number = predictor.read_number(canvas)
+    assert number.number == "7041" and number.size == canvas.size
+    readings = number.digits
     assert "".join(str(r.digit) for r in readings) == "7041"
     assert [r.box[0] for r in readings] == sorted(r.box[0] for r in readings)
     pixels = torch.stack([r.pixels for r in readings])
     assert pixels.shape == (4, 28, 28)
     # each digit's confidence is calibrated like a single digit's (the split used the raw ones)
-    assert torch.allclose(torch.stack([r.probabilities for r in readings]), predictor.predict(pixels),
+    assert torch.allclose(torch.tensor([r.probabilities for r in readings]), predictor.predict(pixels),
                           atol=1e-5)
 
 
@@ -142,5 +144,4 @@ def test_a_five_whose_bar_came_loose_sideways_is_read_as_one_digit(predictor, te
     canvas = Image.new("L", (40 + 150 * len(kinds), 200), 255)
     for i, kind in enumerate(kinds):
         draw_digit(canvas, kind, (30 + 150 * i, 40, 100 + 150 * i, 160), 8)
-    readings = predictor.read_number(canvas)
-    assert "".join(str(r.digit) for r in readings) == text
+    assert predictor.read_number(canvas).text == text

@@ -14,15 +14,15 @@ from PIL import Image, ImageOps
 
 import digitlab.reading.images
 import digitlab.reading.preprocess
-from digitlab.errors import ImageError
+from digitlab.errors import ImageError, ImageNotFound, ImageTooLarge, UnreadableImage, UnsupportedImage
 from digitlab.reading.images import load_image
-from digitlab.reading.preprocess import preprocess
+from digitlab.reading.pipelines import preprocess
 from tests.drawing import digit_image, similarity
 
 
-def test_preprocess_still_exports_the_loading_names():
-    for name in ("IMAGE_SUFFIXES", "MAX_PIXELS", "ImageSource", "load_image", "to_grayscale"):
-        assert getattr(digitlab.reading.preprocess, name) is getattr(digitlab.reading.images, name)
+def test_the_loading_names_have_one_home():
+    for name in ("IMAGE_SUFFIXES", "MAX_PIXELS", "ImageSource", "load_image"):
+        assert hasattr(digitlab.reading.images, name) and not hasattr(digitlab.reading.preprocess, name)
 
 
 # ---------------------------------------------------------------- loading: every format
@@ -141,22 +141,22 @@ def _truncated(path: Path) -> None:
     path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
 
 
-BROKEN: dict[str, tuple[Callable[[Path], object], str]] = {
-    "text": (lambda p: p.write_text("this is text, not pixels"), "not an image"),
-    "empty": (lambda p: p.write_bytes(b""), "not an image"),
-    "truncated": (_truncated, "not a readable image"),
-    "huge": (lambda p: p.write_bytes(_png(10_000, 10_000)), "too large"),
-    "bomb": (lambda p: p.write_bytes(_png(20_000, 20_000)), "too large"),  # PIL's own refusal
-    "missing": (lambda p: None, "no such file"),
+BROKEN: dict[str, tuple[Callable[[Path], object], str, type[ImageError]]] = {
+    "text": (lambda p: p.write_text("this is text, not pixels"), "not an image", UnsupportedImage),
+    "empty": (lambda p: p.write_bytes(b""), "not an image", UnsupportedImage),
+    "truncated": (_truncated, "not a readable image", UnreadableImage),
+    "huge": (lambda p: p.write_bytes(_png(10_000, 10_000)), "too large", ImageTooLarge),
+    "bomb": (lambda p: p.write_bytes(_png(20_000, 20_000)), "too large", ImageTooLarge),  # PIL's own
+    "missing": (lambda p: None, "no such file", ImageNotFound),
 }
 
 
 @pytest.mark.parametrize("case", BROKEN)
-def test_unreadable_images_raise_one_line_image_errors(case, tmp_path):
-    make, expected = BROKEN[case]
+def test_unreadable_images_raise_one_line_image_errors_of_a_type_per_cause(case, tmp_path):
+    make, expected, kind = BROKEN[case]
     path = tmp_path / "bad.png"
     make(path)
-    with pytest.raises(ImageError) as caught:
+    with pytest.raises(kind) as caught:
         load_image(path)
     message = str(caught.value)
     assert expected in message and str(path) in message and "\n" not in message

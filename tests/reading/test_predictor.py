@@ -1,15 +1,7 @@
-import torch
 from PIL import Image
 
-from digitlab.reading.predictor import Predictor, classify_files, expand_inputs
-
-
-def test_expand_inputs_handles_files_folders_and_globs(tmp_path):
-    for name in ("b.png", "a.jpg", "notes.txt"):
-        (tmp_path / name).write_bytes(b"x")
-    assert expand_inputs([str(tmp_path)]) == [str(tmp_path / "a.jpg"), str(tmp_path / "b.png")]
-    assert expand_inputs([str(tmp_path / "*.png")]) == [str(tmp_path / "b.png")]
-    assert expand_inputs(["missing.png"]) == ["missing.png"]
+from digitlab.reading.predictor import Predictor
+from digitlab.reading.results import DigitReading
 
 
 def test_predictor_reads_mnist_digits(tiny_run, mnist_root):
@@ -22,14 +14,6 @@ def test_predictor_reads_mnist_digits(tiny_run, mnist_root):
     assert (probabilities.argmax(1) == labels).float().mean() > 0.85
 
 
-def test_classify_files_keeps_order_and_isolates_errors(tiny_run, tmp_path):
-    Image.new("L", (28, 28)).save(tmp_path / "blank.png")
-    predictor = Predictor.from_checkpoint(tiny_run / "best.pt")
-    results = classify_files(predictor, [str(tmp_path / "gone.png"), str(tmp_path / "blank.png")], top_k=2)
-    assert "no such file" in results[0]["error"] and results[1]["path"].endswith("blank.png")
-    assert results[1]["no_digit"] and results[1]["digit"] is None and "reason" in results[1]
-
-
 def test_low_confidence_is_no_digit(tiny_run, mnist_root):
     from digitlab.data import load_split
 
@@ -37,32 +21,8 @@ def test_low_confidence_is_no_digit(tiny_run, mnist_root):
     images, _ = load_split(mnist_root, train=False, limit=1)
     picture = Image.fromarray(images[0].numpy())
     sure = predictor.read_digits([picture], min_confidence=0.0)[0]
-    assert sure.digit is not None and 0 < sure.confidence <= 1
-    never = predictor.read_digits([picture], min_confidence=1.0)[0]
-    assert never.digit is None and "below" in never.reason
-    described = predictor.describe(never, top_k=3)
+    assert isinstance(sure, DigitReading) and sure.digit is not None and 0 < sure.confidence <= 1
+    never = predictor.read(picture, min_confidence=1.0, top_k=3)
+    assert never.digit is None and never.no_digit and "below" in never.reason
+    described = never.to_dict()
     assert described["no_digit"] and len(described["top_k"]) == 3  # probabilities still reported
-
-
-def test_folding_batch_norm_keeps_the_outputs_and_leaves_the_model_alone():
-    from digitlab.models import create_model
-    from digitlab.reading.predictor import fold_batch_norm
-
-    torch.manual_seed(0)
-    model = create_model("bncnn")
-    with torch.no_grad():  # batch-norm statistics that are not the identity
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
-    model.eval()
-    folded = fold_batch_norm(model)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 3  # a copy was folded
-    stage = [type(m).__name__ for m in folded.features[0]]
-    assert stage == ["Conv2d", "Identity", "MaxPool2d", "ReLU"]  # pooled before ReLU
-    x = torch.randn(16, 1, 28, 28)
-    with torch.no_grad():
-        assert torch.allclose(folded(x), model(x), atol=1e-4)

@@ -14,14 +14,8 @@ from PIL import Image, ImageDraw, ImageOps
 from scipy import ndimage
 
 from digitlab.errors import ConfigError
-from digitlab.reading.preprocess import (
-    DEFAULT_PIPELINE,
-    PIPELINES,
-    ink_map,
-    normalise_digit,
-    preprocess,
-    preprocess_naive,
-)
+from digitlab.reading.pipelines import DEFAULT_PIPELINE, PIPELINES, preprocess
+from digitlab.reading.preprocess import ink_map, normalise_digit, preprocess_naive
 from tests.drawing import DIGITS, digit_image, similarity
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab.reading.preprocess import preprocess
+from digitlab.reading.pipelines import preprocess
 from digitlab.reading.products import background_level, preprocess_product
 
 

@@ -12,7 +12,7 @@ import torch
 
 from digitlab.cli import main
 from digitlab.errors import DigitlabError
-from digitlab.reports.calibration import expected_calibration_error, fit_temperature, reliability
+from digitlab.reports.calibration import expected_calibration_error, reliability
 from digitlab.reports.evaluation import evaluate_checkpoint
 from digitlab.reports.html import write_html_report
 from digitlab.reports.metrics import per_class_report
@@ -70,15 +70,6 @@ def test_ece_matches_a_direct_computation():
         if in_bin.any():
             expected += in_bin.mean() * abs(correct[in_bin].mean() - confidence_np[in_bin].mean())
     assert expected_calibration_error(probabilities, labels) == pytest.approx(expected, rel=1e-9)
-
-
-@pytest.mark.parametrize("true_temperature", [0.5, 2.0])
-def test_fit_temperature_recovers_a_known_temperature(true_temperature):
-    generator = torch.Generator().manual_seed(1)
-    logits = 4 * torch.randn(20_000, 10, generator=generator)
-    labels = torch.multinomial(torch.softmax(logits / true_temperature, dim=1), 1, generator=generator)
-    fitted = fit_temperature(logits, labels.flatten())
-    assert fitted == pytest.approx(true_temperature, rel=0.05)
 
 
 def test_mistakes_most_confident_first_and_the_confused_pairs():

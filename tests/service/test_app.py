@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import logging
 import struct
@@ -38,7 +39,7 @@ def untrained_predictor(seed: int = 0) -> Predictor:
     model = create_model("mlp").eval()
     checkpoint = Checkpoint(model_name="mlp", model_args={}, state_dict=model.state_dict(),
                             config={"recipe": "tutorial-mlp"}, metrics={"accuracy": 0.1})
-    return Predictor(model, checkpoint, torch.device("cpu"))
+    return Predictor.from_model(model, checkpoint)
 
 
 def png(image: Image.Image) -> bytes:
@@ -154,13 +155,11 @@ def test_model_description_and_health(client):
 
 
 def test_a_fashion_model_answers_with_class_names(predictor):
-    import dataclasses
-
     from digitlab.data import FASHION_MNIST
 
     checkpoint = dataclasses.replace(predictor.checkpoint, classes=list(FASHION_MNIST.classes),
                                      dataset=FASHION_MNIST.name)
-    fashion = Predictor(predictor.model, checkpoint, torch.device("cpu"))
+    fashion = Predictor.from_model(predictor.backend.model, checkpoint)
     app = create_app(ServiceSettings(model="no-such-checkpoint.pt", min_confidence=0))
     app.dependency_overrides[get_predictor] = lambda: fashion
     client = TestClient(app)
@@ -192,7 +191,7 @@ def test_openapi_describes_the_api(client):
 
 
 def test_each_request_is_logged_on_one_line(client, caplog):
-    with caplog.at_level(logging.INFO, logger="digitlab.service.app"):
+    with caplog.at_level(logging.INFO, logger="digitlab.service.middleware"):
         client.get("/healthz")
     assert any(r.getMessage().startswith("GET /healthz 200 ") and r.getMessage().endswith(" ms")
                for r in caplog.records)
@@ -288,7 +287,7 @@ def test_framework_errors_are_json_too(client):
 
 def test_an_image_that_breaks_the_model_is_a_client_error_not_a_crash(app):
     class Broken:
-        def read_digits(self, *args, **kwargs):
+        def read(self, *args, **kwargs):
             raise RuntimeError("boom")
 
     app.dependency_overrides[get_predictor] = lambda: Broken()
@@ -335,7 +334,7 @@ def test_serve_hands_the_loaded_model_to_uvicorn(tmp_path, monkeypatch, predicto
 def test_serve_with_workers_hands_its_settings_to_each_worker(tmp_path, monkeypatch, predictor):
     import uvicorn
 
-    from digitlab.service.app import SETTINGS_ENV, app_from_environment
+    from digitlab.service.server import SETTINGS_ENV, app_from_environment
 
     path = tmp_path / "model.pt"
     save_checkpoint(path, predictor.checkpoint)
@@ -344,7 +343,7 @@ def test_serve_with_workers_hands_its_settings_to_each_worker(tmp_path, monkeypa
     monkeypatch.delenv(SETTINGS_ENV, raising=False)
     serve(ServiceSettings(model=str(path), min_confidence=0.8), port=8124, workers=2)
     (target, kwargs), = calls
-    assert target == "digitlab.service.app:app_from_environment"
+    assert target == "digitlab.service.server:app_from_environment"
     assert kwargs["factory"] is True and kwargs["workers"] == 2 and kwargs["port"] == 8124
     # What a worker process does: build the app from the environment serve() left it.
     with TestClient(app_from_environment()) as client:
@@ -352,6 +351,28 @@ def test_serve_with_workers_hands_its_settings_to_each_worker(tmp_path, monkeypa
         assert client.post("/api/v1/predict", content=SEVEN, headers=RAW).status_code == 200
     with pytest.raises(ConfigError):
         serve(ServiceSettings(model=str(path)), workers=0)
+
+
+def test_workers_get_every_setting_whole(tmp_path, monkeypatch, predictor):
+    import uvicorn
+
+    from digitlab.service.server import SETTINGS_ENV, app_from_environment
+
+    save_checkpoint(tmp_path / "model.pt", predictor.checkpoint)
+    monkeypatch.chdir(tmp_path)  # a relative model path reaches workers made absolute
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
+    monkeypatch.delenv(SETTINGS_ENV, raising=False)
+    settings = ServiceSettings(model="model.pt", min_confidence=0.3, max_upload_bytes=20_000,
+                               max_pixels=300 * 300)
+    serve(settings, workers=2)
+    app = app_from_environment()
+    assert app.state.settings == dataclasses.replace(settings, model=str(tmp_path / "model.pt"))
+    with TestClient(app) as client:
+        assert client.post("/api/v1/predict", content=SEVEN, headers=RAW).status_code == 200
+        too_big = client.post("/api/v1/predict", content=b"\0" * 20_001, headers=RAW)
+        assert (too_big.status_code, too_big.json()["error"]) == (413, "payload_too_large")
+        wide = client.post("/api/v1/predict", content=png(digit_image("7", size=301)), headers=RAW)
+        assert wide.json()["error"] == "image_too_large"
 
 
 @pytest.mark.parametrize("bad", [{"min_confidence": 1.5}, {"max_upload_bytes": 0}, {"max_pixels": -1}])

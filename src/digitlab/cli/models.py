@@ -41,7 +41,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     calibration = None
     if args.calibrate:
         from digitlab.data import resolve_root
-        from digitlab.reports.report import fit_checkpoint_temperature
+        from digitlab.reports.checkpoint_temperature import fit_checkpoint_temperature
         from digitlab.training.config import DataConfig
 
         calibration = fit_checkpoint_temperature(

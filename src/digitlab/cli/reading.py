@@ -7,10 +7,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from digitlab.cli.args import Command, positive_int, probability
 from digitlab.errors import ConfigError
+
+if TYPE_CHECKING:  # the parser is built without torch: reading modules are imported when run
+    from digitlab.reading.files import FileReading
+    from digitlab.reading.predictor import Predictor
 
 
 def register(command: Command) -> None:
@@ -41,49 +45,45 @@ digitlab classify digits/ --model runs/fast/best.pt --preprocess naive
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from digitlab.reading.predictor import classify_files, expand_inputs
+    from digitlab.reading.files import classify_files, expand_inputs
 
     predictor = load_predictor(args.model, args.backend)
+    nothing = "no digit" if predictor.reads_digits else "nothing recognised"
     start = time.perf_counter()
     results = classify_files(
         predictor, expand_inputs(args.images), top_k=args.top_k, pipeline=args.preprocess,
         min_confidence=args.min_confidence, number=args.number,
-        show_dir=Path(args.show) if args.show else None,
     )
+    shown: dict[int, Path] = {}
+    if args.show:
+        from digitlab.reports.show import write_shows
+
+        shown = write_shows(results, predictor.classes, Path(args.show), nothing)
     seconds = time.perf_counter() - start
-    if args.json:
-        print(json.dumps(results, indent=2))
-    for result in results:
-        if "error" in result:
-            print(f"digitlab: error: {result['error']}", file=sys.stderr)
-        elif not args.json:
-            nothing = "no digit" if predictor.reads_digits else "nothing recognised"
-            print(f"{result['path']}: {describe_result(result, nothing)}")
+    print_results(results, shown, args.json, nothing)
     if args.show:
         print(f"pictures in {args.show}/", file=sys.stderr)
     if len(results) > 1:
         print(f"{len(results)} images in {seconds:.2f} s ({len(results) / seconds:.0f} images/s, "
               "reading, preprocessing and classifying)", file=sys.stderr)
-    return 1 if any("error" in r for r in results) else 0
+    return 1 if any(r.reading is None for r in results) else 0
 
 
-def load_predictor(model: str | None, backend: str) -> Any:
+def load_predictor(model: str | None, backend: str) -> Predictor:
     from digitlab.reading.predictor import Predictor
 
-    if backend == "onnxruntime":
-        from digitlab.export.exporter import OnnxPredictor
-
-        if not model:
-            raise ConfigError("--backend onnxruntime needs --model MODEL.onnx (from `digitlab export`)")
-        return OnnxPredictor(model)
-    return Predictor.from_checkpoint(model)
+    if backend == "onnxruntime" and not model:
+        raise ConfigError("--backend onnxruntime needs --model MODEL.onnx (from `digitlab export`)")
+    return Predictor.load(model, backend=backend)
 
 
-def describe_result(result: dict[str, Any], nothing: str = "no digit") -> str:
-    """One human line for a classify result; `nothing` is what an empty answer is called."""
-    if "text" in result:
-        digits = " ".join(f"{d['label'] or '?'} {100 * d['confidence']:.0f}%" for d in result["digits"])
-        return f"{result['number'] or 'no number'} ({result['text']}: {digits})" if digits else "no digit"
-    if result["no_digit"]:
-        return f"{nothing} ({result.get('reason')})"
-    return ", ".join(f"{t['label']} {100 * t['probability']:.1f}%" for t in result["top_k"])
+def print_results(results: list[FileReading], shown: dict[int, Path], as_json: bool, nothing: str) -> None:
+    """A JSON array (with each picture's path) or a line per file on stdout; errors on stderr."""
+    if as_json:
+        print(json.dumps([{**r.to_dict(), **({"show": str(shown[i])} if i in shown else {})}
+                          for i, r in enumerate(results)], indent=2))
+    for result in results:
+        if result.reading is None:
+            print(f"digitlab: error: {result.error}", file=sys.stderr)
+        elif not as_json:
+            print(f"{result.path}: {result.reading.describe(nothing)}")

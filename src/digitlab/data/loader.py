@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from digitlab.data.normalise import normalise
+
 
 class TensorLoader:
     """Iterate (images, labels) batches; images are normalised float N×1×H×W.
@@ -72,8 +74,7 @@ class TensorLoader:
         return -(-self.num_samples // self.batch_size)
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.unsqueeze(1).float()
-        return x.mul_(1.0 / (255.0 * self.std)).sub_(self.mean / self.std)
+        return normalise(images.unsqueeze(1), self.mean, self.std, max_value=255.0)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self._indices()
@@ -83,8 +84,8 @@ class TensorLoader:
             generator = torch.Generator(device=self.device).manual_seed(seed)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            if self.augment is None:
+            if self.augment is None or generator is None:  # both or neither
                 yield self.normalise(self.images[idx]), self.labels[idx]
             else:
                 x = self.augment(self.images[idx].unsqueeze(1).float().div_(255), generator)
-                yield (x - self.mean) / self.std, self.labels[idx]
+                yield normalise(x, self.mean, self.std), self.labels[idx]

@@ -21,9 +21,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from digitlab.data.normalise import normalise
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.files import atomic_path
-from digitlab.reading.predictor import PREDICT_BATCH, Predictor, sharpen
+from digitlab.models.temperature import apply_temperature
+from digitlab.reading.backends import onnx_session
+from digitlab.reading.predictor import PREDICT_BATCH
 from digitlab.training.checkpoint import Checkpoint
 
 logger = logging.getLogger(__name__)
@@ -39,21 +42,19 @@ class ExportError(DigitlabError):
 
 class Exportable(nn.Module):
     """`model` with its normalisation, temperature and softmax inside: N×28×28 pixels → N×C
-    probabilities, the same numbers as Predictor.predict."""
+    probabilities, the same numbers as Predictor.predict (digitlab.reading.backends.TorchBackend)."""
 
     def __init__(self, model: nn.Module, mean: float, std: float, input_dtype: str = "float",
                  temperature: float = 1.0) -> None:
         super().__init__()
         self.model = model.eval()
-        self.temperature = temperature
-        # uint8 pixels are divided by 255 first; folding that into the constants is exact enough
-        scale = 255.0 if input_dtype == "uint8" else 1.0
-        self.mean, self.std = mean * scale, std * scale
+        self.mean, self.std, self.temperature = mean, std, temperature
+        self.max_value = 255.0 if input_dtype == "uint8" else 1.0
         self.eval()  # the wrapper too: exporters warn about (and trace) modules in training mode
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = (pixels.unsqueeze(1).to(torch.float32) - self.mean) / self.std
-        return torch.softmax(self.model(x) / self.temperature, dim=1)
+        x = normalise(pixels.unsqueeze(1).to(torch.float32), self.mean, self.std, self.max_value)
+        return apply_temperature(self.model(x), self.temperature)
 
 
 @dataclass
@@ -85,10 +86,12 @@ def _export_onnx(module: Exportable, example: torch.Tensor, path: Path, classes:
         module, (example,), input_names=["pixels"], output_names=["probabilities"],
         dynamic_shapes={"pixels": {0: batch}}, dynamo=True, verbose=False,
     )
+    if program is None:  # only when exporting to a file name, which we do not
+        raise ExportError("torch.onnx.export returned no program")
     proto = program.model_proto
     onnx.helper.set_model_props(proto, {
         "classes": json.dumps(classes), "dataset": dataset, "exporter": "digitlab",
-        "temperature": repr(module.temperature),  # already inside the graph; for OnnxPredictor
+        "temperature": repr(module.temperature),  # already inside the graph; for OnnxBackend
     })
     onnx.save(proto, str(path))
 
@@ -101,21 +104,6 @@ def _export_torchscript(module: Exportable, example: torch.Tensor, path: Path,
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(module, example)
         torch.jit.save(traced, str(path), _extra_files={"classes.json": json.dumps(classes)})
-
-
-def onnx_session(path: str | os.PathLike[str], threads: int | None = None) -> Any:
-    """An onnxruntime CPU session for an exported file."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ConfigError("the onnxruntime backend needs `pip install 'digitlab[export]'`") from None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own exception types for bad files
-        raise ConfigError(f"{path} is not an ONNX model onnxruntime can run ({e})") from None
 
 
 def _run_onnx(path: Path, pixels: torch.Tensor) -> torch.Tensor:
@@ -175,38 +163,3 @@ def export_model(
                 check.images)
     return check
 
-
-class OnnxPredictor(Predictor):
-    """A Predictor whose model runs in onnxruntime: an exported .onnx file instead of a checkpoint.
-
-    Everything else (preprocessing, rejection, numbers, JSON) is Predictor's own.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:  # no torch model to set up
-        self.session = onnx_session(path)
-        self.uint8 = "uint8" in self.session.get_inputs()[0].type
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if "classes" not in meta:
-            raise ConfigError(f"{path} was not exported by `digitlab export` (no class names in it)")
-        self._classes = json.loads(meta["classes"])
-        self._dataset = meta.get("dataset", "mnist")  # exports before data sets were named
-        self._temperature = float(meta.get("temperature", 1.0))  # inside the graph's softmax
-        self.checkpoint, self.device = None, torch.device("cpu")  # type: ignore[assignment]
-
-    @property
-    def classes(self) -> list[str]:
-        return self._classes
-
-    @property
-    def dataset(self) -> str:
-        return self._dataset
-
-    @property
-    def temperature(self) -> float:
-        return self._temperature
-
-    def _probabilities(self, pixels: torch.Tensor, calibrated: bool) -> torch.Tensor:
-        x = (pixels * 255).round().to(torch.uint8) if self.uint8 else pixels.to(torch.float32)
-        probabilities = torch.from_numpy(self.session.run(None, {"pixels": x.contiguous().numpy()})[0])
-        # the graph's softmax(z / T): nothing to add on the hot path; as trained, undo the T
-        return probabilities if calibrated else sharpen(probabilities, self.temperature)

@@ -1,6 +1,7 @@
-"""A file, bytes or stream → a PIL image, and a PIL image of any mode → grayscale floats.
+"""A file, bytes, stream or array → a PIL image, and a PIL image of any mode → grayscale floats.
 
-`load_image` refuses what is not a safe, readable image with one-line `ImageError`s;
+`load_image` refuses what is not a safe, readable image with one-line `ImageError`s of a
+type per cause (digitlab.errors);
 `to_grayscale` copes with every mode PIL decodes to (16-bit, float, palette, transparency).
 """
 
@@ -17,30 +18,62 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from digitlab.errors import ImageError
+from digitlab.errors import ImageNotFound, ImageTooLarge, UnreadableImage, UnsupportedImage
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompression bombs)
 
-ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO
+ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO  # what load_image decodes
+ImageInput = ImageSource | Image.Image | np.ndarray  # what the Predictor reads
+
+
+def to_image(source: ImageInput, name: str | None = None) -> Image.Image:
+    """Any input the Predictor reads → a PIL image: PIL images as they are, arrays converted
+    (`from_array`), anything else decoded by `load_image`."""
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        return from_array(source)
+    return load_image(source, name)
+
+
+def from_array(array: np.ndarray) -> Image.Image:
+    """H×W grey or H×W×3 / H×W×4 (RGB, RGBA) pixels, uint8 0-255 or float in [0, 1] → an image.
+
+    Anything else raises UnsupportedImage. Grey floats keep their precision (mode "F").
+    """
+    shape = "×".join(str(n) for n in array.shape)
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)) or 0 in array.shape:
+        raise UnsupportedImage(f"an image array must be H×W (grey) or H×W×3/4 (RGB/RGBA), not {shape}")
+    if array.dtype == np.uint8:
+        return Image.fromarray(np.ascontiguousarray(array))
+    if not np.issubdtype(array.dtype, np.floating):
+        raise UnsupportedImage(f"an image array must hold uint8 (0-255) or floats (0-1), not {array.dtype}")
+    if not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
+        raise UnsupportedImage("a float image array must hold values in [0, 1]")
+    if array.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(array, dtype=np.float32))  # mode "F"
+    return Image.fromarray(np.round(array * 255).astype(np.uint8))
 
 
 def load_image(source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode a file, bytes or binary stream (first frame, EXIF-upright) or raise ImageError.
+    """Decode a file, bytes or binary stream (first frame, EXIF-upright), or raise an ImageError:
+    ImageNotFound, ImageTooLarge, UnsupportedImage (not an image) or UnreadableImage (damaged).
 
     `name` labels error messages for bytes and streams (e.g. an upload's filename). Images of
     more than `max_pixels` (at most MAX_PIXELS) are refused from their header, undecoded.
     """
     max_pixels = min(max_pixels, MAX_PIXELS)
+    stream: Path | BinaryIO
     if isinstance(source, (bytes, bytearray)):
         label, stream = name or "<bytes>", io.BytesIO(source)
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         label, stream = name or str(path), path
         if not path.is_file():
-            raise ImageError(f"{label}: no such file")
+            raise ImageNotFound(f"{label}: no such file")
     else:
         label, stream = name or str(getattr(source, "name", "<stream>")), source
     try:
@@ -50,17 +83,17 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
             with Image.open(stream) as image:
                 width, height = image.size
                 if width * height > max_pixels:
-                    raise ImageError(f"{label}: image too large ({width}×{height} pixels, "
+                    raise ImageTooLarge(f"{label}: image too large ({width}×{height} pixels, "
                                      f"limit {max_pixels:,})")
                 image.load()
                 return _upright(image, label)
     except Image.DecompressionBombError:  # not an OSError: must come before the generic clause
-        raise ImageError(f"{label}: image too large (decompression bomb)") from None
+        raise ImageTooLarge(f"{label}: image too large (decompression bomb)") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{label}: not an image (unrecognised format)") from None
+        raise UnsupportedImage(f"{label}: not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = " ".join(str(e).split()) or type(e).__name__
-        raise ImageError(f"{label}: not a readable image ({reason})") from None
+        raise UnreadableImage(f"{label}: not a readable image ({reason})") from None
 
 
 def _upright(image: Image.Image, label: str) -> Image.Image:

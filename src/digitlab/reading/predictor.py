@@ -1,22 +1,26 @@
-"""Read digits and numbers from images with a trained model: load once, batch, report per input."""
+"""Read digits and numbers from images with a trained model: load once, batch, judge.
+
+`Predictor.read` → DigitReading, `read_number` → NumberReading (reading.results);
+`predict` gives the probabilities of 28×28 pixels directly. Files and folders: reading.files.
+"""
 
 from __future__ import annotations
 
-import copy
-import glob
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image
 
 from digitlab.data import DATASETS
-from digitlab.errors import CheckpointError, ConfigError, DigitlabError
-from digitlab.reading.preprocess import DEFAULT_PIPELINE, IMAGE_SUFFIXES, load_image, preprocess
+from digitlab.errors import CheckpointError, ConfigError
+from digitlab.models.temperature import temper_probabilities
+from digitlab.reading.backends import Backend, OnnxBackend, TorchBackend
+from digitlab.reading.images import ImageInput, to_image
+from digitlab.reading.pipelines import DEFAULT_PIPELINE, preprocess
+from digitlab.reading.results import DigitReading, NumberReading
 from digitlab.training.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
 
 logger = logging.getLogger(__name__)
@@ -25,65 +29,31 @@ MIN_CONFIDENCE = 0.5
 PREDICT_BATCH = 256  # big batches run slower on CPU (measured: 1000 at 2/3 the images/s of 256)
 
 
-def sharpen(probabilities: torch.Tensor, factor: float) -> torch.Tensor:
-    """softmax(factor · log p): probabilities as if their logits had been multiplied by
-    `factor` (log p is the logits up to a constant per row, which softmax ignores)."""
-    if factor == 1.0:
-        return probabilities
-    return torch.softmax(probabilities.clamp_min(1e-30).log() * factor, dim=-1)
-
-
-@dataclass
-class Reading:
-    """What the model read in one image (or one digit of a number)."""
-
-    probabilities: torch.Tensor | None  # None when there was no ink to classify
-    pixels: torch.Tensor  # the 28×28 the model saw
-    steps: dict[str, Any] = field(default_factory=dict)
-    reason: str | None = None  # why there is no digit, if there is none
-    box: list[int] | None = None
-
-    @property
-    def digit(self) -> int | None:
-        return None if self.reason or self.probabilities is None else int(self.probabilities.argmax())
-
-    @property
-    def confidence(self) -> float:
-        return float(self.probabilities.max()) if self.probabilities is not None else 0.0
-
-
-def fold_batch_norm(model: torch.nn.Module) -> torch.nn.Module:
-    """An eval-mode copy of `model` made cheaper to run, with the same outputs.
-
-    Inside each Sequential, a Conv2d→BatchNorm2d pair is folded into one convolution, and a
-    ReLU→MaxPool2d pair runs as MaxPool2d→ReLU: ReLU never changes which value is largest,
-    so the two orders agree, and ReLU then touches a quarter of the values.
-    """
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    model = copy.deepcopy(model).eval()
-    for module in model.modules():
-        if not isinstance(module, torch.nn.Sequential):
-            continue
-        names = list(module._modules)
-        for first, second in zip(names, names[1:], strict=False):
-            a, b = module._modules[first], module._modules[second]
-            if isinstance(a, torch.nn.Conv2d) and isinstance(b, torch.nn.BatchNorm2d):
-                module._modules[first] = fuse_conv_bn_eval(a, b)
-                module._modules[second] = torch.nn.Identity()
-            elif isinstance(a, torch.nn.ReLU) and isinstance(b, torch.nn.MaxPool2d):
-                module._modules[first], module._modules[second] = b, a
-    return model
-
-
 class Predictor:
-    """A model loaded once, with its normalisation and class names."""
+    """A model loaded once, ready to read images: preprocessing, batching, rejection, numbers.
 
-    def __init__(self, model: torch.nn.Module, checkpoint: Checkpoint, device: torch.device) -> None:
-        # Channels-last convolutions run about twice as fast on CPU (measured: one image
-        # 1.4 → 0.6 ms, batches 1.7× the images/s); the weights are the same numbers.
-        self.model = fold_batch_norm(model.eval()).to(memory_format=torch.channels_last)
-        self.checkpoint, self.device = checkpoint, device
+    What runs the model is its backend (reading.backends): PyTorch for a checkpoint,
+    onnxruntime for an exported .onnx file.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu",
+             backend: str | None = None) -> Predictor:
+        """Load a checkpoint (the model shipped inside the package when `path` is None) or an
+        exported .onnx file; `backend` ("torch" or "onnxruntime") defaults by the file's suffix."""
+        if backend is None:
+            onnx = path is not None and Path(path).suffix.lower() == ".onnx"
+            backend = "onnxruntime" if onnx else "torch"
+        if backend == "onnxruntime":
+            if path is None:
+                raise ConfigError("the onnxruntime backend needs a .onnx file from `digitlab export`")
+            return cls(OnnxBackend(path))
+        if backend != "torch":
+            raise ConfigError(f"unknown backend {backend!r}; choose torch or onnxruntime")
+        return cls.from_checkpoint(path, device)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Predictor:
@@ -95,16 +65,27 @@ class Predictor:
                 )
             path = DEFAULT_MODEL
         model, checkpoint = load_model(path, device)
-        return cls(model, checkpoint, torch.device(device))
+        return cls.from_model(model, checkpoint, device)
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, checkpoint: Checkpoint,
+                   device: torch.device | str = "cpu") -> Predictor:
+        """A predictor around a model already in memory (its checkpoint gives classes and the rest)."""
+        return cls(TorchBackend(model, checkpoint, device))
+
+    @property
+    def checkpoint(self) -> Checkpoint | None:
+        """The checkpoint the model came from (None for an exported file)."""
+        return self.backend.checkpoint
 
     @property
     def classes(self) -> list[str]:
-        return self.checkpoint.classes
+        return self.backend.classes
 
     @property
     def dataset(self) -> str:
         """The data set the model was trained on (its name in digitlab.data.datasets.DATASETS)."""
-        return self.checkpoint.dataset
+        return self.backend.dataset
 
     @property
     def reads_digits(self) -> bool:
@@ -121,7 +102,7 @@ class Predictor:
     @property
     def temperature(self) -> float:
         """Confidences are softmax(log-probabilities / T); T = 1 unless `pack --calibrate` set it."""
-        return self.checkpoint.temperature
+        return self.backend.temperature
 
     @torch.inference_mode()
     def predict(self, pixels: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
@@ -131,188 +112,70 @@ class Predictor:
             pixels = pixels.unsqueeze(0)
         if len(pixels) == 0:
             return torch.zeros(0, len(self.classes))
-        return torch.cat([self._probabilities(chunk, calibrated) for chunk in pixels.split(PREDICT_BATCH)])
+        run = self.backend.probabilities
+        return torch.cat([run(chunk, calibrated) for chunk in pixels.split(PREDICT_BATCH)])
 
-    def calibrate(self, probabilities: torch.Tensor) -> torch.Tensor:
+    def with_temperature(self, probabilities: torch.Tensor) -> torch.Tensor:
         """Uncalibrated probabilities (`predict(calibrated=False)`) after the temperature."""
-        return sharpen(probabilities, 1 / self.temperature)
+        return temper_probabilities(probabilities, self.temperature)
 
-    def _probabilities(self, pixels: torch.Tensor, calibrated: bool) -> torch.Tensor:
-        """One batch of [0, 1] pixels through the model: probabilities, calibrated or as trained."""
-        x = pixels.to(self.device, torch.float32).unsqueeze(1)
-        x = ((x - self.checkpoint.mean) / self.checkpoint.std).contiguous(memory_format=torch.channels_last)
-        log_probs = self.model(x).cpu()
-        if calibrated and self.temperature != 1.0:
-            return torch.softmax(log_probs / self.temperature, dim=1)  # log-probs are logits too
-        return log_probs.exp()
+    def read(self, image: ImageInput, *, top_k: int = 1, pipeline: str | None = None,
+             min_confidence: float = MIN_CONFIDENCE) -> DigitReading:
+        """The digit in `image`: a path, bytes, a PIL image or a numpy array (H×W grey or
+        H×W×3/4, uint8 or float in [0, 1]). No ink, or a confidence below `min_confidence`,
+        is no digit; `top_k` likeliest classes are listed."""
+        return self.read_digits([image], pipeline, min_confidence, top_k=top_k)[0]
 
     def read_digits(
-        self, images: Sequence[Image.Image], pipeline: str | None = None,
-        min_confidence: float = MIN_CONFIDENCE,
-    ) -> list[Reading]:
-        """One reading per image, classified as one batch; no ink or low confidence → no digit.
+        self, images: Sequence[ImageInput], pipeline: str | None = None,
+        min_confidence: float = MIN_CONFIDENCE, *, top_k: int = 1,
+    ) -> list[DigitReading]:
+        """One reading per image, classified as one batch (see `read`).
 
         `pipeline` defaults to the one that suits the model's data set (`self.pipeline`).
         """
-        prepared = [preprocess(image, pipeline or self.pipeline) for image in images]
+        prepared = [preprocess(to_image(image), pipeline or self.pipeline) for image in images]
         inked = [i for i, p in enumerate(prepared) if p.has_ink]
-        probabilities = self.predict(torch.stack([prepared[i].pixels for i in inked])) if inked else []
-        readings = [
-            Reading(None, p.pixels, p.steps, reason=p.steps.get("reason", "no ink")) for p in prepared
+        probabilities = self.predict(torch.stack([prepared[i].pixels for i in inked])) if inked else None
+        found = dict(zip(inked, probabilities if probabilities is not None else [], strict=True))
+        return [
+            self._judge(found.get(i), p.pixels, min_confidence, top_k, preprocess=p.steps)
+            for i, p in enumerate(prepared)
         ]
-        for i, probs in zip(inked, probabilities, strict=True):
-            readings[i] = self._judge(probs, prepared[i].pixels, prepared[i].steps, min_confidence)
-        return readings
 
-    def read_number(self, image: Image.Image, min_confidence: float = MIN_CONFIDENCE) -> list[Reading]:
-        """The digits of a handwritten number, left to right (empty when there is no ink)."""
+    def read_number(self, image: ImageInput, min_confidence: float = MIN_CONFIDENCE, *,
+                    top_k: int = 1) -> NumberReading:
+        """The digits of a handwritten number, left to right, each with its box (none without ink)."""
         from digitlab.reading.segment import segment_number
 
         if not self.reads_digits:
             raise ConfigError(f"reading numbers needs a digit model; this one was trained on "
                               f"{self.dataset} ({', '.join(self.classes[:3])}, …)")
-
+        picture = to_image(image)
         # The model settles what geometry cannot: is a loose stroke part of a digit, or one?
         # Its split scores were tuned on the model's own confidences: give it those.
-        segmentation = segment_number(image, classify=lambda x: self.predict(x, calibrated=False))
-        if all(d.probabilities is not None for d in segmentation.digits):  # classified while splitting
-            probabilities = [self.calibrate(d.probabilities) for d in segmentation.digits]
+        segmentation = segment_number(picture, classify=lambda x: self.predict(x, calibrated=False))
+        raw = [d.probabilities for d in segmentation.digits]
+        if all(p is not None for p in raw):  # classified while splitting
+            probabilities = [self.with_temperature(p) for p in raw if p is not None]
         else:
-            probabilities = self.predict(segmentation.pixels)
-        return [
-            self._judge(probs, crop.pixels, {}, min_confidence, crop.box)
+            probabilities = list(self.predict(segmentation.pixels))
+        digits = [
+            self._judge(probs, crop.pixels, min_confidence, top_k, box=crop.box)
             for crop, probs in zip(segmentation.digits, probabilities, strict=True)
         ]
+        return NumberReading.of(digits, picture.size)
 
     def _judge(
-        self, probs: torch.Tensor, pixels: torch.Tensor, steps: dict[str, Any],
-        min_confidence: float, box: list[int] | None = None,
-    ) -> Reading:
-        reason = None
-        if float(probs.max()) < min_confidence:
+        self, probs: torch.Tensor | None, pixels: torch.Tensor, min_confidence: float, top_k: int,
+        box: list[int] | None = None, preprocess: dict[str, Any] | None = None,
+    ) -> DigitReading:
+        """No ink (nothing classified) or too little confidence is no digit, with the reason."""
+        if probs is None:
+            reason: str | None = (preprocess or {}).get("reason", "no ink")
+        elif float(probs.max()) < min_confidence:
             reason = f"confidence {float(probs.max()):.2f} is below {min_confidence:.2f}"
-        return Reading(probs, pixels, steps, reason=reason, box=box)
-
-    def describe(self, reading: Reading, top_k: int = 1) -> dict[str, Any]:
-        """A JSON-ready description of `reading`."""
-        result: dict[str, Any] = {
-            "digit": reading.digit,
-            "label": self.classes[reading.digit] if reading.digit is not None else None,
-            "confidence": round(reading.confidence, 6),
-            "no_digit": reading.digit is None,
-        }
-        if reading.reason:
-            result["reason"] = reading.reason
-        if reading.box is not None:
-            result["box"] = reading.box
-        if reading.probabilities is not None:
-            values, indices = reading.probabilities.topk(min(top_k, len(reading.probabilities)))
-            result["probabilities"] = [round(float(p), 6) for p in reading.probabilities]
-            result["top_k"] = [
-                {"digit": int(i), "label": self.classes[int(i)], "probability": round(float(v), 6)}
-                for v, i in zip(values, indices, strict=True)
-            ]
-        return result
-
-    def describe_number(self, readings: Sequence[Reading], top_k: int = 1) -> dict[str, Any]:
-        text = "".join(self.classes[r.digit] if r.digit is not None else "?" for r in readings)
-        return {
-            "number": text if readings and "?" not in text else None,
-            "text": text,
-            "no_digit": not readings,
-            "confidence": round(min((r.confidence for r in readings), default=0.0), 6),
-            "digits": [self.describe(r, top_k) for r in readings],
-        }
-
-
-def expand_inputs(inputs: Sequence[str]) -> list[str]:
-    """Files as given, folders as their images (sorted), globs expanded (sorted).
-
-    Something that matches nothing stays in the list so its error is reported in order.
-    """
-    found: list[str] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found += sorted(
-                str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-        elif not path.exists() and glob.has_magic(item):
-            matches = sorted(glob.glob(item, recursive=True))
-            found += matches or [item]
         else:
-            found.append(item)
-    return found
-
-
-def load_images(paths: Sequence[str]) -> list[Image.Image | DigitlabError]:
-    """Each path's image, or the error that says why it cannot be read."""
-    images: list[Image.Image | DigitlabError] = []
-    for path in paths:
-        try:
-            images.append(load_image(path))
-        except DigitlabError as e:
-            images.append(e)
-    return images
-
-
-def classify_files(
-    predictor: Predictor,
-    paths: Sequence[str],
-    *,
-    top_k: int = 1,
-    pipeline: str | None = None,
-    min_confidence: float = MIN_CONFIDENCE,
-    number: bool = False,
-    show_dir: Path | None = None,
-) -> list[dict[str, Any]]:
-    """One JSON-ready result per path, in order; an unreadable file gets an `error` entry only."""
-    images = load_images(paths)
-    good = [i for i, image in enumerate(images) if isinstance(image, Image.Image)]
-    readings: dict[int, list[Reading]]
-    if number:
-        readings = {i: predictor.read_number(images[i], min_confidence) for i in good}  # type: ignore[arg-type]
-    else:
-        batch = predictor.read_digits([images[i] for i in good], pipeline, min_confidence)  # type: ignore[misc]
-        readings = {i: [reading] for i, reading in zip(good, batch, strict=True)}
-    results: list[dict[str, Any]] = []
-    for i, path in enumerate(paths):
-        image = images[i]
-        if not isinstance(image, Image.Image):
-            results.append({"path": str(path), "error": str(image)})
-            continue
-        if number:
-            result = {"path": str(path), **predictor.describe_number(readings[i], top_k)}
-        else:
-            reading = readings[i][0]
-            result = {"path": str(path), **predictor.describe(reading, top_k), "preprocess": reading.steps}
-        if show_dir is not None:
-            result["show"] = str(write_show(predictor, image, readings[i], result, show_dir, i))
-        results.append(result)
-    return results
-
-
-def write_show(
-    predictor: Predictor, image: Image.Image, readings: Sequence[Reading], result: dict[str, Any],
-    folder: Path, index: int,
-) -> Path:
-    """Save the picture `classify --show` promises: original, 28×28 seen, probability bars."""
-    import numpy as np
-
-    from digitlab.reports.plots import plot_prediction, save_figure
-
-    answer = result.get("text") if "text" in result else result.get("label")
-    nothing = "no digit" if predictor.reads_digits else "nothing recognised"
-    title = f"{Path(result['path']).name}: {answer if answer else nothing}"
-    if result.get("reason"):
-        title += f" ({result['reason']})"
-    shown = [r for r in readings if r.probabilities is not None]
-    fig = plot_prediction(
-        np.asarray(image.convert("RGB")),
-        [r.pixels.numpy() for r in shown],
-        [r.probabilities.tolist() for r in shown],  # type: ignore[union-attr]
-        predictor.classes, title, boxes=[r.box for r in shown if r.box is not None],
-    )
-    path = folder / f"{index:04d}-{Path(result['path']).stem}.png"
-    save_figure(fig, path)
-    return path
+            reason = None
+        return DigitReading.of(probs, self.classes, pixels, reason=reason, top_k=top_k, box=box,
+                               preprocess=preprocess)

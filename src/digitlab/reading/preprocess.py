@@ -2,8 +2,8 @@
 
 `ink_map` turns any photo or drawing into an ink-bright float map (polarity, lighting
 and specks dealt with); `normalise_digit` crops, scales and centres one digit of it.
-`numbers.py` reuses both for multi-digit images. Decoding files lives in `images.py`;
-its names are re-exported here for existing callers.
+`segment.py` reuses both for multi-digit images. Decoding files lives in `images.py`, the
+pipelines by name in `pipelines.py`.
 """
 
 from __future__ import annotations
@@ -18,15 +18,7 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.errors import ConfigError
-from digitlab.reading.images import IMAGE_SUFFIXES, MAX_PIXELS, ImageSource, load_image, to_grayscale
-
-__all__ = [  # the first five are re-exported from digitlab.reading.images
-    "IMAGE_SUFFIXES", "MAX_PIXELS", "ImageSource", "load_image", "to_grayscale",
-    "CANVAS", "DEFAULT_PIPELINE", "EIGHT", "PIPELINES", "WORK_SIZE", "Prepared", "ink_box",
-    "ink_map", "normalise_digit", "preprocess", "preprocess_naive", "preprocess_robust",
-    "to_original",
-]
+from digitlab.reading.images import to_grayscale
 
 logger = logging.getLogger(__name__)
 
@@ -382,21 +374,3 @@ def _thicken(mid: np.ndarray, touched: np.ndarray) -> tuple[np.ndarray, float, f
     assert box is not None
     return grown[box[1] : box[3], box[0] : box[2]], width + 2 * grow, grow
 
-
-def preprocess_product(image: Image.Image) -> Prepared:
-    """Fashion-MNIST's way for a photo of one object (digitlab.reading.products)."""
-    from digitlab.reading.products import preprocess_product as product
-
-    return product(image)
-
-
-PIPELINES = {"naive": preprocess_naive, "robust": preprocess_robust, "product": preprocess_product}
-DEFAULT_PIPELINE = "robust"
-
-
-def preprocess(image: Image.Image, pipeline: str = DEFAULT_PIPELINE) -> Prepared:
-    """Run the named preprocessing pipeline on `image`."""
-    if pipeline not in PIPELINES:
-        raise ConfigError(f"unknown preprocessing pipeline {pipeline!r}; "
-                          f"choose from {', '.join(PIPELINES)}")
-    return PIPELINES[pipeline](image)

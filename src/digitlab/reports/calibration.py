@@ -3,8 +3,7 @@
 Reliability bins and expected calibration error (ECE) in the standard form (Naeini et al. 2015,
 Guo et al. 2017): the top-class confidence is put into equal-width bins (lo, hi] over [0, 1] and
 ECE = sum over bins of (bin size / N) * |accuracy in bin - mean confidence in bin|.
-Temperature scaling (Guo et al.) divides the logits by one scalar T fitted for the lowest NLL;
-it changes confidences, never the predicted class.
+Temperature scaling (Guo et al.), fitted and applied, is digitlab.models.temperature.
 """
 
 from __future__ import annotations
@@ -13,12 +12,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from scipy.optimize import minimize_scalar
 
 ECE_BINS = 15
-# The search range for 1/T; MNIST models land well inside it (T between 0.05 and 20).
-_INVERSE_T_RANGE = (0.05, 20.0)
 
 
 @dataclass(frozen=True)
@@ -61,23 +56,3 @@ def expected_calibration_error(
     """ECE of N×C `probabilities` against `labels` with `bins` equal-width bins."""
     return reliability(probabilities, labels, bins).ece
 
-
-def scale_logits(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Log-probabilities after temperature scaling (log-probabilities work as logits too)."""
-    return F.log_softmax(logits.double() / temperature, dim=1)
-
-
-def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    """The temperature T that minimises the NLL of softmax(logits / T) on (`logits`, `labels`).
-
-    Fit it on a validation split, never on the data it will be reported on. The NLL is convex
-    in 1/T, so a bounded scalar search finds the one minimum.
-    """
-    logits, labels = logits.double().cpu(), labels.cpu()
-
-    def nll(inverse_t: float) -> float:
-        return float(F.cross_entropy(logits * inverse_t, labels))
-
-    result = minimize_scalar(nll, bounds=_INVERSE_T_RANGE, method="bounded",
-                             options={"xatol": 1e-6})
-    return 1.0 / float(result.x)

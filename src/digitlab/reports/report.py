@@ -22,6 +22,7 @@ from torch import nn
 from digitlab.data import VALIDATION_SIZE, DatasetSpec, load_split, split_validation
 from digitlab.data.loader import TensorLoader
 from digitlab.errors import ConfigError, DigitlabError
+from digitlab.models.temperature import apply_temperature, fit_temperature
 from digitlab.reports import calibration
 from digitlab.reports.evaluation import EvaluationReport, load_evaluated_model
 from digitlab.reports.metrics import most_confused
@@ -171,8 +172,9 @@ def calibrate(
 ) -> Calibration:
     """Fit the temperature on (log-probs, labels) of `validation`; measure it on `test`."""
     (val_logp, val_y), (test_logp, test_y) = validation, test
-    temperature = calibration.fit_temperature(val_logp, val_y)
-    scaled_val, scaled_test = (calibration.scale_logits(x, temperature) for x in (val_logp, test_logp))
+    temperature = fit_temperature(val_logp, val_y)
+    scaled_val, scaled_test = (apply_temperature(x.double(), temperature, log=True)
+                               for x in (val_logp, test_logp))
     nll = torch.nn.functional.nll_loss
     return Calibration(
         temperature=temperature, validation_start=validation_start, validation_size=len(val_y),
@@ -264,29 +266,6 @@ def validation_split(
     _, _, val = split_validation(train_x, train_y, size)
     assert val is not None  # size > 0
     return val[0], val[1], len(train_x) - size, len(train_x)
-
-
-def fit_checkpoint_temperature(
-    path: str | os.PathLike[str], data: DataConfig, device: str = "auto",
-    validation_size: int = VALIDATION_SIZE, batch_size: int = 1000,
-) -> dict[str, Any]:
-    """Fit `path`'s temperature on the validation split, for `digitlab pack --calibrate`.
-
-    Returns {"temperature", "validation", "held_out", "nll_before", "nll_after"}.
-    """
-    path, torch_device = Path(path), resolve_device(device)
-    model, checkpoint, spec = load_evaluated_model(path, torch_device)
-    val_x, val_y, start, split_size = validation_split(data, spec, validation_size)
-    _, logp = evaluate_outputs(model, checkpoint, val_x, val_y, torch_device, batch_size)
-    temperature = calibration.fit_temperature(logp, val_y)
-    nll = torch.nn.functional.nll_loss
-    return {
-        "temperature": round(temperature, 6),
-        "validation": f"{spec.name} training images {start}-{start + len(val_y) - 1}",
-        "held_out": validation_held_out(find_run(path, checkpoint), start, split_size),
-        "nll_before": round(float(nll(logp, val_y)), 6),
-        "nll_after": round(float(nll(calibration.scale_logits(logp, temperature), val_y)), 6),
-    }
 
 
 def build_report(

@@ -1,54 +1,58 @@
-"""The JSON the service answers with: one pydantic model per response, plus the error body."""
+"""The JSON the service answers with: one pydantic model per response, plus the error body.
+
+The readings' models are built from digitlab.reading.results (fields, types, descriptions),
+with the service's own field (`input_png`) added, so the two cannot drift apart.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
+
+from digitlab.reading.results import DigitReading, NumberReading
 
 
-class TopK(BaseModel):
-    digit: int
-    label: str
-    probability: float
+def _not_none(annotation: Any) -> Any:
+    """`X | None` → X."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kept = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return kept[0] if len(kept) == 1 else typing.Union[tuple(kept)]  # noqa: UP007
+    return annotation
 
 
-class DigitReading(BaseModel):
-    """What the model read in one image or one digit of a number."""
-
-    digit: int | None = Field(description="the digit, or null when there is none")
-    label: str | None = Field(description="the class name of `digit`")
-    confidence: float = Field(description="probability of the likeliest class (0 when there is no ink)")
-    no_digit: bool = Field(description="true when there is no ink or the model is not confident")
-    reason: str | None = Field(None, description="why there is no digit, when there is none")
-    probabilities: list[float] | None = Field(
-        None, description="one probability per class, summing to 1; null when there was no ink"
-    )
-    top_k: list[TopK] = Field(default_factory=list, description="the likeliest classes, best first")
-    input_png: str = Field(description="data:image/png;base64 URL of the 28×28 image the model saw")
-
-
-class Prediction(DigitReading):
-    """The answer for a single-digit image."""
-
-    preprocess: dict[str, Any] = Field(description="what preprocessing found and did (steps)")
-
-
-class NumberDigit(DigitReading):
-    """One digit of a number."""
-
-    box: list[int] = Field(description="[x0, y0, x1, y1] in the uploaded image's pixels (x1, y1 exclusive)")
+def model_of(
+    source: type, name: str, doc: str, *, exclude: tuple[str, ...] = (),
+    required: tuple[str, ...] = (), types_: dict[str, Any] | None = None, **extra: Any,
+) -> type[BaseModel]:
+    """A pydantic model with the JSON fields of dataclass `source` (those not marked
+    `"json": False` nor in `exclude`), their types (or `types_[name]`) and descriptions; fields
+    in `required` lose their default and None; `extra` fields are (type, Field) as in create_model."""
+    hints = typing.get_type_hints(source)
+    fields: dict[str, Any] = {}
+    for f in dataclasses.fields(source):
+        if f.name in exclude or f.metadata.get("json", True) is False:
+            continue
+        annotation = (types_ or {}).get(f.name, hints[f.name])
+        default: Any = ... if f.default is dataclasses.MISSING else f.default
+        if f.name in required:
+            annotation, default = _not_none(annotation), ...
+        fields[f.name] = (annotation, Field(default, description=f.metadata.get("description")))
+    return create_model(name, __doc__=doc, **fields, **extra)
 
 
-class NumberPrediction(BaseModel):
-    """The answer for an image of a number: its digits left to right."""
+INPUT_PNG = (str, Field(description="data:image/png;base64 URL of the 28×28 image the model saw"))
 
-    number: str | None = Field(description="the digits read, or null when any is uncertain or none found")
-    text: str = Field(description="the digits read, with '?' for uncertain ones")
-    no_digit: bool = Field(description="true when no digit was found")
-    confidence: float = Field(description="the lowest confidence of the digits")
-    size: list[int] = Field(description="[width, height] of the uploaded image, for drawing the boxes")
-    digits: list[NumberDigit]
+Prediction = model_of(DigitReading, "Prediction", "The answer for a single-digit image.",
+                      exclude=("box",), required=("preprocess",), input_png=INPUT_PNG)
+NumberDigit = model_of(DigitReading, "NumberDigit", "One digit of a number.",
+                       exclude=("preprocess",), required=("box",), input_png=INPUT_PNG)
+NumberPrediction = model_of(NumberReading, "NumberPrediction",
+                            "The answer for an image of a number: its digits left to right.",
+                            types_={"digits": list[NumberDigit]})  # type: ignore[valid-type]
 
 
 class ModelInfo(BaseModel):

@@ -14,16 +14,9 @@ from starlette.types import Message, Scope
 
 from digitlab.errors import ImageError
 from digitlab.reading.images import load_image
+from digitlab.service.errors import ApiError, image_error_status
 
 RAW_TYPES = ("image/", "application/octet-stream")  # raw bodies we try to decode
-
-
-class ApiError(Exception):
-    """A request the service refuses: HTTP status, stable code, human detail."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
 
 
 async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
@@ -80,9 +73,6 @@ def decode(data: bytes, name: str, max_pixels: int) -> Image.Image:
     try:
         return load_image(data, name=name, max_pixels=max_pixels)
     except ImageError as e:
-        text = str(e)
-        if "too large" in text:
-            raise ApiError(413, "image_too_large", text) from None
-        if "not an image" in text:
-            raise ApiError(415, "not_an_image", text) from None
-        raise ApiError(400, "unreadable_image", text) from None
+        status, code = image_error_status(e)
+        raise ApiError(status, code, str(e)) from None
+

@@ -1,0 +1,29 @@
+"""The preprocessing pipelines by name: an image → the 28×28 a model of each data set expects.
+
+`robust` (digits: find, crop and centre the ink, as MNIST was made) and `naive` (the
+tutorial's squash) live in `preprocess.py`; `product` (Fashion-MNIST's recipe) in
+`products.py`. This registry sits above both, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PIL import Image
+
+from digitlab.errors import ConfigError
+from digitlab.reading.preprocess import Prepared, preprocess_naive, preprocess_robust
+from digitlab.reading.products import preprocess_product
+
+PIPELINES: dict[str, Callable[[Image.Image], Prepared]] = {
+    "naive": preprocess_naive, "robust": preprocess_robust, "product": preprocess_product,
+}
+DEFAULT_PIPELINE = "robust"
+
+
+def preprocess(image: Image.Image, pipeline: str = DEFAULT_PIPELINE) -> Prepared:
+    """Run the named preprocessing pipeline on `image`."""
+    if pipeline not in PIPELINES:
+        raise ConfigError(f"unknown preprocessing pipeline {pipeline!r}; "
+                          f"choose from {', '.join(PIPELINES)}")
+    return PIPELINES[pipeline](image)
