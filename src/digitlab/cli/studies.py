@@ -55,6 +55,9 @@ optuna-dashboard sqlite:///runs/study-part2/study.db   # watch it (pip install o
                    help="hold out the last N training images to pick by (a search's default: 5,000)")
     p.add_argument("--jobs", type=positive_int, metavar="N",
                    help="worker processes here (default: the number of cores)")
+    p.add_argument("--threads", type=positive_int, metavar="N",
+                   help="torch threads per worker (default: cores ÷ jobs; with one job, torch's "
+                        "default); give 1 when other study processes share this machine")
     p.add_argument("--storage", metavar="URL",
                    help="where the trials live, shared by every worker: a database URL, e.g. "
                         "postgresql://USER@HOST/DB (default: sqlite in the study folder)")
@@ -79,7 +82,7 @@ def cmd_study(args: argparse.Namespace) -> int:
                       test_limit=args.test_limit, val_split=args.val_split)
     out = Path(args.out) if args.out else runner.default_study_dir(study, search)
     options = runner.StudyOptions(out=out, storage=args.storage, jobs=args.jobs or os.cpu_count() or 1,
-                                  heartbeat=args.heartbeat, epochs=args.epochs,
+                                  threads=args.threads, heartbeat=args.heartbeat, epochs=args.epochs,
                                   device=device_of(args), search=search)
     return report(study, runner.run_study(study, data, options), out)
 

@@ -60,6 +60,7 @@ def plot_search(trials: Sequence[tuple[int, str, dict[int, float]]], title: str)
     """(number, state, {epoch: validation accuracy}) per trial: each trial's last value with the
     best so far, and the per-epoch curves (pruned ones grey)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     history_ax, curves_ax = fig.subplots(1, 2)
@@ -86,6 +87,7 @@ def plot_search(trials: Sequence[tuple[int, str, dict[int, float]]], title: str)
                   title="Per epoch (grey: pruned)")
     for ax in (history_ax, curves_ax):
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(title)
     return fig
 

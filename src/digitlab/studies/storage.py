@@ -47,8 +47,8 @@ def import_optuna() -> ModuleType:
     try:
         import optuna
     except ImportError as e:
-        raise ConfigError(f"`digitlab study` runs its trials through Optuna ({e.name} is missing): "
-                          "pip install 'digitlab[studies]'") from None
+        raise ConfigError(f"`digitlab study` runs its trials through Optuna ({e.name} is missing), "
+                          "a dependency of digitlab: pip install 'optuna>=4.9'") from None
     return optuna
 
 
@@ -90,17 +90,19 @@ def engine_url(url: str) -> str:
     except ArgumentError:
         raise ConfigError(f"--storage {url!r} is not a database URL; use sqlite:///PATH or "
                           "postgresql://USER@HOST:PORT/DATABASE") from None
-    if parsed.get_backend_name() == "postgresql":
-        driver = parsed.get_driver_name()
-        has = {name: importlib.util.find_spec(name) is not None for name in ("psycopg", "psycopg2")}
-        if driver == "psycopg2" and not has["psycopg2"] and has["psycopg"] and "+" not in url.split(":")[0]:
-            parsed = parsed.set(drivername="postgresql+psycopg")
-            driver = "psycopg"
-        if driver in has and not has[driver]:
-            raise ConfigError(f"a PostgreSQL storage needs the {driver} driver: "
-                              "pip install 'digitlab[postgres]'")
+    driver = parsed.get_driver_name()  # the URL's, else SQLAlchemy's default for the database
+    if parsed.get_backend_name() == "postgresql" and driver in ("psycopg", "psycopg2"):
+        installed = [name for name in ("psycopg", "psycopg2") if importlib.util.find_spec(name)]
+        if driver not in installed:
+            if "+" in parsed.drivername or not installed:
+                raise ConfigError(f"a PostgreSQL storage needs the {driver} driver: "
+                                  "pip install 'digitlab[postgres]'")
+            parsed = parsed.set(drivername=f"postgresql+{installed[0]}")
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"cannot make the folder of the study storage {url}: {e}") from None
     return parsed.render_as_string(hide_password=False)
 
 

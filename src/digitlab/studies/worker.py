@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -230,11 +231,13 @@ def _train_trial(trial: Trial, config: TrainConfig, data: DataConfig, run_dir: P
     status = {"finished": "finished before", "resume": "resumed"}.get(state, "trained")
     trial.set_user_attr(STATUS, status)
     try:
-        if state == "finished":
-            record = load_run(run_dir)
-            for epoch in record.history.epochs:
-                trial.report(epoch.selection_score, epoch.epoch)
-        else:
+        if state in ("finished", "resume"):  # the epochs done before, for this trial's curve
+            record = load_run(run_dir, partial=True)
+            with warnings.catch_warnings():  # a retried trial may hold them: Optuna keeps those
+                warnings.simplefilter("ignore")
+                for epoch in record.history.epochs:
+                    trial.report(epoch.selection_score, epoch.epoch)
+        if state != "finished":
             record = _train(config, data, run_dir, state == "resume", _reporter(trial))
     except optuna.TrialPruned:
         _keep_record(trial, run_dir)
