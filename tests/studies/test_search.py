@@ -123,3 +123,15 @@ def test_a_trial_below_the_median_is_pruned_after_an_epoch(tmp_path, mnist_root)
     run = tmp_path / "study" / "trial-005"
     assert len(json.loads((run / "metrics.json").read_text())["epochs"]) == 1
     assert (run / "last.pt").is_file() and trial.user_attrs["record"]["metrics.json"]["epochs_done"] == 1
+
+
+def test_draws_that_cannot_train_count_and_fail_in_one_line(tmp_path, capsys):
+    """Every draw of a negative weight decay fails before training: the search stops at its
+    trials rather than drawing forever, and says why."""
+    args = ["study", "--vary", "weight_decay=-2..-1", "--search", "tpe", "--trials", "2",
+            "--out", str(tmp_path / "s"), "--data-dir", str(tmp_path), "--device", "cpu",
+            "--jobs", "1"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.count("--weight-decay must be at least 0") >= 2
+    assert "digitlab: error: run trial-001 failed: ConfigError: study vary, weight_decay=" in err

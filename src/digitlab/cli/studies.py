@@ -51,6 +51,9 @@ optuna-dashboard sqlite:///runs/study-part2/study.db   # watch it (pip install o
                    help="trials a search holds, over all its workers (default 20)")
     p.add_argument("--no-prune", action="store_true",
                    help="a search runs every trial to its last epoch (default: median pruning)")
+    p.add_argument("--prune-from", type=positive_int, default=1, metavar="EPOCH",
+                   help="the first epoch after which a trial whose best validation accuracy is "
+                        "below the median of earlier trials' at that epoch is stopped (default 1)")
     p.add_argument("--val-split", type=non_negative_int, default=0, metavar="N",
                    help="hold out the last N training images to pick by (a search's default: 5,000)")
     p.add_argument("--jobs", type=positive_int, metavar="N",
@@ -77,7 +80,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     from digitlab.training.config import DataConfig
 
     study = spec.build_spec(args.spec, args.vary, args.grid, args.seeds, args.recipe)
-    search = SearchSettings(args.trials, args.search, not args.no_prune) if args.search else None
+    search = (SearchSettings(args.trials, args.search, not args.no_prune, args.prune_from)
+              if args.search else None)
     data = DataConfig(root=resolve_root(args.data_dir), train_limit=args.train_limit,
                       test_limit=args.test_limit, val_split=args.val_split)
     out = Path(args.out) if args.out else runner.default_study_dir(study, search)

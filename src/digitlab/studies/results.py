@@ -39,7 +39,8 @@ def read_results(run: StudyRun) -> StudyResults:
         names = {key: name for key, name in keys.items() if key in chosen}
         picked = {names[k]: t for k, t in chosen.items()}
     else:
-        picked = {t.user_attrs[RUN]: t for t in trials if RUN in t.user_attrs and t.state.is_finished()}
+        picked = {t.user_attrs.get(RUN, f"trial-{t.number:03d}"): t for t in trials
+                  if t.state.is_finished()}
     records, failed = {}, {}
     for name, trial in picked.items():
         record = record_of(trial)

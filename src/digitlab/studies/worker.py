@@ -55,6 +55,7 @@ class SearchSettings:
     trials: int
     sampler: str = "tpe"
     prune: bool = True
+    prune_from: int = 1  # the first epoch after which a trial may be pruned
     seed: int | None = None  # the sampler's; None: each worker draws differently
 
 
@@ -131,7 +132,8 @@ def _sampling(settings: WorkerSettings) -> tuple[Any, Any]:
     # TPE's first trials are random; a short search should not spend most of its budget so
     startup = min(10, max(2, search.trials // 3))
     sampler = optuna.samplers.TPESampler(seed=search.seed, n_startup_trials=startup)
-    pruner = optuna.pruners.MedianPruner() if search.prune else optuna.pruners.NopPruner()
+    pruner = (optuna.pruners.MedianPruner(n_warmup_steps=search.prune_from) if search.prune
+              else optuna.pruners.NopPruner())
     return sampler, pruner
 
 
@@ -149,7 +151,20 @@ def _has_work(study: Study, settings: WorkerSettings) -> bool:
 
 
 def _objective(trial: Trial, settings: WorkerSettings) -> float:
-    """Train the run `trial` stands for (drawing its settings first in a search)."""
+    """Train the run `trial` stands for (drawing its settings first in a search); a failure
+    is recorded in the trial, in one line."""
+    optuna = storage.import_optuna()
+    try:
+        return _take(trial, settings)
+    except (_Skipped, optuna.TrialPruned):
+        raise
+    except Exception as e:
+        trial.set_user_attr(STATUS, "failed")
+        trial.set_user_attr(ERROR, _one_line(e))
+        raise
+
+
+def _take(trial: Trial, settings: WorkerSettings) -> float:
     attrs = trial.user_attrs
     if CONFIG not in attrs:
         if settings.search is None or settings.spec is None:
@@ -243,10 +258,8 @@ def _train_trial(trial: Trial, config: TrainConfig, data: DataConfig, run_dir: P
         _keep_record(trial, run_dir)
         trial.set_user_attr(STATUS, "pruned")
         raise
-    except Exception as e:
+    except Exception:
         _keep_record(trial, run_dir)
-        trial.set_user_attr(STATUS, "failed")
-        trial.set_user_attr(ERROR, _one_line(e))
         raise
     for key, value in record_attrs(record).items():
         trial.set_user_attr(key, value)
@@ -313,7 +326,7 @@ def _run_log(run_dir: Path) -> Iterator[None]:
 
 def _outcome(trial: FrozenTrial) -> RunOutcome:
     attrs = trial.user_attrs
-    name, status = attrs.get(RUN, f"trial {trial.number}"), attrs.get(STATUS, trial.state.name.lower())
+    name, status = attrs.get(RUN, f"trial-{trial.number:03d}"), attrs.get(STATUS, trial.state.name.lower())
     record = record_of(trial)
     if status == "failed":
         logger.error("%s: failed: %s", name, attrs.get(ERROR, ""))
