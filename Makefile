@@ -9,7 +9,7 @@ DEMO_EPOCHS ?= 2
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup data browser demo test lint bench bench-speed bench-load serve default-model clean
+.PHONY: setup data browser postgres demo test lint bench bench-speed bench-load serve default-model clean
 
 setup: $(VENV)/.installed data
 
@@ -19,6 +19,13 @@ browser:
 	@test -x $(CHROMIUM) || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null); } \
 	  || echo "warning: $(CHROMIUM) missing; the browser test will be skipped"
+
+# The PostgreSQL study test starts its own server from Debian's postgresql (initdb, pg_ctl in
+# /usr/lib/postgresql/*/bin); install it when it is missing and we may (root, apt).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null); } \
+	  || echo "warning: PostgreSQL's initdb missing; the PostgreSQL study test will be skipped"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,7 +54,7 @@ demo: setup
 	@echo "  show/                           what the shipped model saw and said, per image"
 
 # setup fetched MNIST, so a test that needs it fails here rather than skipping
-test: setup browser
+test: setup browser postgres
 	DIGITLAB_REQUIRE_MNIST=1 $(BIN)/python -m pytest
 
 lint: $(VENV)/.installed

@@ -8,8 +8,8 @@ import torch
 from digitlab.cli import main
 from digitlab.errors import ConfigError
 from digitlab.models import create_model
-from digitlab.studies.runner import run_state
 from digitlab.studies.spec import build_spec, load_spec, parse_vary, plan_runs
+from digitlab.studies.worker import run_state
 from digitlab.training.config import DataConfig, TrainConfig
 from digitlab.training.engine import train_one_epoch
 from tests.training.test_engine import fake_loader
@@ -116,19 +116,18 @@ def test_run_state_finished_resumable_changed(mnist_root, tmp_path):
     run = plan_runs(spec, epochs=2, device="cpu")[0]
     data = DataConfig(root=mnist_root, train_limit=300, test_limit=100)
     folder = tmp_path / "run"
-    assert run_state(run, data, folder) == "new"
+    assert run_state(run.config, data, folder) == "new"
     from digitlab.training.trainer import train
 
     train(run.config, data, folder)
-    assert run_state(run, data, folder) == "finished"
-    assert run_state(run, dataclasses.replace(data, train_limit=200), folder) == "changed"
-    assert run_state(dataclasses.replace(run, config=dataclasses.replace(run.config, lr=2.0)),
-                     data, folder) == "changed"
+    assert run_state(run.config, data, folder) == "finished"
+    assert run_state(run.config, dataclasses.replace(data, train_limit=200), folder) == "changed"
+    assert run_state(dataclasses.replace(run.config, lr=2.0), data, folder) == "changed"
     metrics = json.loads((folder / "metrics.json").read_text())
     (folder / "metrics.json").write_text(json.dumps({**metrics, "epochs": metrics["epochs"][:1]}))
-    assert run_state(run, data, folder) == "resume"
+    assert run_state(run.config, data, folder) == "resume"
     (folder / "last.pt").unlink()
-    assert run_state(run, data, folder) == "new"
+    assert run_state(run.config, data, folder) == "new"
 
 
 def study_args(spec, out, root, *extra):
@@ -153,7 +152,7 @@ def test_a_reduced_study_end_to_end_and_not_redone(mnist_root, tmp_path, capsys)
 
     stamps = {r["run"]: (out / r["run"] / "last.pt").stat().st_mtime_ns for r in rows}
     assert main(study_args(write(tmp_path, SMALL), out, mnist_root, "--jobs", "2")) == 0
-    assert "lr-0.5: finished before, not redone" in capsys.readouterr().err
+    assert "0 of 3 run(s) enqueued (the others have trials)" in capsys.readouterr().err
     assert stamps == {r: (out / r / "last.pt").stat().st_mtime_ns for r in stamps}
 
 
@@ -162,10 +161,10 @@ def test_a_failed_run_is_reported_and_the_others_continue(mnist_root, tmp_path, 
 
     real = trainer.train
 
-    def flaky(config, data, run_dir, resume=False):
+    def flaky(config, data, run_dir, resume=False, **hooks):
         if config.lr == 0.5:
             raise RuntimeError("simulated\nfailure")
-        return real(config, data, run_dir, resume)
+        return real(config, data, run_dir, resume, **hooks)
 
     monkeypatch.setattr(trainer, "train", flaky)
     out = tmp_path / "study"

@@ -1,164 +1,168 @@
-"""Running a study's plan (parallel processes, resumable) and summarising its run folders.
+"""Running a study: its trials in an Optuna study (SQLite in the study folder, or `--storage`),
+trained by `jobs` worker processes here and by any other `digitlab study` pointed at the same
+storage, on this machine or another.
 
-Each run is a normal run folder under the study folder, trained by digitlab.training.trainer.train.
-A run whose metrics.json shows all its epochs is not redone; one with a last.pt continues
-from it; one whose settings changed since starts again.
+A plan (one factor at a time, a grid, seeds) is enqueued once, a trial per planned run; a search
+enqueues the base as its first trial and lets TPE draw the rest. Each run is a normal run folder
+under the study folder: one finished before is not redone, one with a last.pt continues from
+it, one whose settings changed since starts again.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import multiprocessing
 import os
-import shutil
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from tqdm import tqdm
-
-from digitlab.errors import DigitlabError
-from digitlab.studies.spec import PlannedRun, StudySpec
-from digitlab.training.config import DataConfig, TrainConfig
-from digitlab.training.runs import LAST, load_run
+from digitlab.data.splits import VALIDATION_SIZE
+from digitlab.errors import ConfigError, DigitlabError
+from digitlab.studies import storage
+from digitlab.studies.spec import PlannedRun, StudySpec, plan_runs, run_config
+from digitlab.studies.storage import HEARTBEAT
+from digitlab.studies.trials import run_attrs
+from digitlab.studies.worker import RunOutcome, SearchSettings, WorkerSettings, pending, work
+from digitlab.training.config import DataConfig
 
 logger = logging.getLogger(__name__)
-LOG = "train.log"
-NOT_COMPARED = ("device", "progress")  # where a run executes does not change what it learns
 
 
 @dataclass(frozen=True)
-class RunTask:
-    """What a worker process needs to train one run (picklable)."""
+class StudyOptions:
+    """How a study runs: where its trials and run folders live, how many workers train here."""
 
-    name: str
-    config: TrainConfig
-    data: DataConfig
-    run_dir: Path
-    resume: bool
-    threads: int | None  # torch threads in the worker; None: leave torch's default
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    name: str
-    status: str  # "trained", "resumed", "finished before" or "failed"
-    message: str = ""
+    out: Path  # the study folder: run folders, summaries, and by default the storage
+    storage: str | None = None  # an SQLAlchemy URL; None: SQLite in `out`
+    jobs: int = 1  # worker processes here (1: this process)
+    threads: int | None = None  # torch threads per worker; None: cores ÷ jobs
+    heartbeat: int = HEARTBEAT  # seconds; a study keeps the one it was created with
+    epochs: int | None = None  # replaces the base's epochs (an epochs factor keeps its ratio)
+    device: str = "auto"
+    search: SearchSettings | None = None  # None: train the spec's plan
 
     @property
-    def failed(self) -> bool:
-        return self.status == "failed"
+    def storage_url(self) -> str:
+        return self.storage or storage.default_storage(self.out)
 
 
-def default_study_dir(spec: StudySpec) -> Path:
-    return Path("runs") / f"study-{spec.name}"
+@dataclass(frozen=True)
+class StudyRun:
+    """A study as run here: its name and storage, what was planned, the data settings."""
+
+    name: str  # in the storage
+    storage: str
+    plan: list[PlannedRun]  # empty for a search
+    data: DataConfig
+    outcomes: list[RunOutcome]  # of the trials this process trained itself (jobs = 1)
 
 
-def run_state(run: PlannedRun, data: DataConfig, run_dir: Path) -> str:
-    """"new", "finished", "resume" (a last.pt with the same settings) or "changed"."""
-    try:
-        saved = load_run(run_dir, partial=True)
-    except DigitlabError:
-        return "new"
-    if _comparable(saved.config) != _comparable(run.config) or not _same_data(saved.data, data):
-        return "changed"
-    if len(saved.history.epochs) >= run.config.epochs:
-        return "finished"
-    return "resume" if (run_dir / LAST).is_file() else "new"
+def default_study_dir(spec: StudySpec, search: SearchSettings | None = None) -> Path:
+    return Path("runs") / f"study-{study_name(spec, search)}"
 
 
-def _comparable(config: TrainConfig) -> Any:
-    values = {k: v for k, v in config.to_dict().items() if k not in NOT_COMPARED}
-    return json.loads(json.dumps(values))  # as config.json holds them: tuples read back as lists
+def study_name(spec: StudySpec, search: SearchSettings | None) -> str:
+    """The study's name in the storage; a search is a study of its own beside the plan."""
+    return spec.name if search is None else f"{spec.name}-search"
 
 
-def _same_data(saved: DataConfig | None, data: DataConfig) -> bool:
-    """The same data set, limits and validation split; where the files live does not matter."""
-    saved = saved if saved is not None else DataConfig(root=data.root)  # recorded no data settings
-    return dataclasses.replace(saved, root=data.root) == data
+def search_data(data: DataConfig) -> DataConfig:
+    """A search picks by validation accuracy, so the test set only reports: hold out the
+    validation split unless asked for another size."""
+    if data.val_split:
+        return data
+    if data.train_limit is not None and data.train_limit <= VALIDATION_SIZE:
+        raise ConfigError(f"a search holds out a validation split ({VALIDATION_SIZE:,} images) to pick "
+                          f"by; --train-limit {data.train_limit} leaves none to train on: give "
+                          "--val-split N with N below it")
+    return dataclasses.replace(data, val_split=VALIDATION_SIZE)
 
 
-def run_study(plan: list[PlannedRun], data: DataConfig, out: Path, jobs: int) -> list[RunOutcome]:
-    """Train every run of `plan` not finished before, up to `jobs` at once; never raises for
-    one run's failure (its outcome says why)."""
-    outcomes, tasks = [], []
-    for run in plan:
-        run_dir = out / run.name
-        state = run_state(run, data, run_dir)
-        if state == "finished":
-            logger.info("%s: finished before, not redone", run.name)
-            outcomes.append(RunOutcome(run.name, "finished before"))
-            continue
-        if state == "changed":
-            logger.warning("%s: settings changed since it ran; starting it again", run.name)
-            shutil.rmtree(run_dir)
-        tasks.append(RunTask(run.name, run.config, data, run_dir, state == "resume", None))
-    if not tasks:
-        return outcomes
-    jobs = max(1, min(jobs, len(tasks)))
-    threads = max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None
-    tasks = [RunTask(t.name, t.config, t.data, t.run_dir, t.resume, threads) for t in tasks]
-    logger.info("%d run(s) to train, %d at a time%s", len(tasks), jobs,
-                f", {threads} thread(s) each" if threads else "")
-    bar = tqdm(total=len(tasks), desc="study", unit="run")
-    try:
-        for outcome in _execute(tasks, jobs):
-            outcomes.append(outcome)
-            if outcome.failed:
-                bar.write(f"{outcome.name}: failed: {outcome.message}")
-            bar.update(1)
-    finally:
-        bar.close()
-    return outcomes
+def run_study(spec: StudySpec, data: DataConfig, options: StudyOptions) -> StudyRun:
+    """Enqueue `spec`'s runs (once, whoever else runs this study) and train trials until the
+    study is done; one run's failure never stops the others (its outcome says why)."""
+    url, search = options.storage_url, options.search
+    name = study_name(spec, search)
+    plan = plan_runs(spec, epochs=options.epochs, device=options.device) if search is None else []
+    if search is not None:
+        from digitlab.studies.space import check_search
+
+        check_search(spec)
+        data = search_data(data)
+    study, created = storage.create_or_join(url, name, "search" if search else "plan",
+                                            options.heartbeat)
+    if not created:
+        storage.wait_until_planned(study)
+    entries = _plan_entries(plan, data) if search is None else _reference_entry(spec, data, options)
+    if created or search is None:
+        added = storage.enqueue(study, entries)
+        logger.info("study %s in %s: %d of %d run(s) enqueued%s", name, storage.shown(url), added,
+                    len(entries), "" if added == len(entries) else " (the others have trials)")
+    if created:
+        storage.mark_planned(study)
+    seed = spec.seeds[0] if spec.seeds else run_config(spec, (), None, options.device).seed
+    settings = WorkerSettings(storage=url, study=name, out=options.out, data=data,
+                              device=options.device, search=search, spec=spec,
+                              epochs=options.epochs, seed=seed)
+    if not pending(study, settings):
+        logger.info("study %s: nothing to train", name)
+        return StudyRun(name, url, plan, data, [])
+    return StudyRun(name, url, plan, data, _execute(settings, options))
 
 
-def _execute(tasks: list[RunTask], jobs: int) -> Any:
+def _plan_entries(plan: list[PlannedRun], data: DataConfig) -> list[storage.Entry]:
+    from digitlab.studies.space import plan_params
+
+    return [(run_attrs(run.name, run.settings, run.config, data), params, dists)
+            for run, (params, dists) in zip(plan, plan_params(plan), strict=True)]
+
+
+def _reference_entry(spec: StudySpec, data: DataConfig, options: StudyOptions) -> list[storage.Entry]:
+    """The base as a search's first trial, where the search space holds its values."""
+    from digitlab.studies.space import base_params, search_space
+
+    base = run_config(spec, (), options.epochs, options.device)
+    if spec.seeds:
+        base = dataclasses.replace(base, seed=spec.seeds[0])
+    params = base_params(spec, base)
+    if params is None:
+        logger.info("the base lies outside the search space; the search starts from random draws")
+        return []
+    space = search_space(spec)
+    return [(run_attrs("reference", (), base, data), params, {k: space[k] for k in params})]
+
+
+def _execute(settings: WorkerSettings, options: StudyOptions) -> list[RunOutcome]:
+    """Work here: in this process for one job, else in `jobs` processes (whose outcomes the
+    storage holds: a process that dies loses nothing but its run, which another retries)."""
+    jobs = max(1, options.jobs)
+    threads = options.threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None)
+    settings = dataclasses.replace(settings, threads=threads)
+    logger.info("%d worker(s) here%s", jobs, f", {threads} torch thread(s) each" if threads else "")
     if jobs == 1:
-        yield from (train_run(task) for task in tasks)
-        return
+        return work(settings)
     # spawn, not fork: a forked child of a process that already ran torch can hang in OpenMP
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        futures: dict[Future[RunOutcome], RunTask] = {pool.submit(train_run, t): t for t in tasks}
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except Exception as e:  # the worker itself died (memory, a signal)
-                yield RunOutcome(futures[future].name, "failed", _one_line(e))
+    level = logging.getLogger("digitlab").getEffectiveLevel()
+    workers = [context.Process(target=_work_in_process, args=(settings, level), name=f"worker-{i}")
+               for i in range(jobs)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join()
+        if process.exitcode:
+            logger.error("%s stopped with exit code %s; any run it held is retried",
+                         process.name, process.exitcode)
+    return []
 
 
-def train_run(task: RunTask) -> RunOutcome:
-    """Train one run in this process, its log in the run folder; failures become outcomes."""
-    import torch
-
-    from digitlab.training.trainer import train
-
-    if task.threads is not None:
-        torch.set_num_threads(task.threads)
-    task.run_dir.mkdir(parents=True, exist_ok=True)
-    package = logging.getLogger("digitlab")
-    handler = logging.FileHandler(task.run_dir / LOG)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
-    saved = package.level, package.propagate
-    package.addHandler(handler)
-    package.setLevel(logging.INFO)
-    package.propagate = False  # per-epoch lines go to the run's log; the study shows a bar
+def _work_in_process(settings: WorkerSettings, level: int) -> None:
+    """A spawned worker: log as the command that started it; a DigitlabError is one line."""
+    logging.basicConfig(level=level, format="%(message)s", force=True)
     try:
-        train(task.config, task.data, task.run_dir, resume=task.resume)
-        return RunOutcome(task.name, "resumed" if task.resume else "trained")
-    except Exception as e:  # one run's failure must not stop the others
-        package.exception("run %s failed", task.name)
-        return RunOutcome(task.name, "failed", _one_line(e))
-    finally:
-        package.removeHandler(handler)
-        handler.close()
-        package.setLevel(saved[0])
-        package.propagate = saved[1]
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+        work(settings)
+    except DigitlabError as e:
+        logger.error("digitlab: error: %s", e)
+        sys.exit(1)

@@ -5,6 +5,8 @@ under `vary`, each factor's values: a list, or a table of labelled values ("3 la
 [128, 128, 128]). A factor is a TrainConfig field (lr, batch_size, epochs, weight_decay, loss, ...)
 or an argument of the base model (mlp: hidden, activation). One-at-a-time (the default) runs the
 base as the reference and changes one factor per variant; `grid` runs every combination.
+A factor may instead be a range, `lr = {low = 0.01, high = 3, log = true}` (`step` too), which
+only a search (`--search tpe`, digitlab.studies.search) draws from.
 Running the plan is digitlab.studies.runner's job; its figures and tables, digitlab.studies.summary's.
 """
 
@@ -37,12 +39,30 @@ NOT_FACTORS = {"recipe", "model", "model_args", "device", "progress", "dry_run",
 SPEC_KEYS = {"name", "description", "mode", "seeds", "base", "vary"}
 
 
+RANGE_KEYS = {"low", "high", "log", "step"}
+
+
+@dataclass(frozen=True)
+class Range:
+    """An interval a search draws a factor's value from: ints when both ends are ints."""
+
+    low: int | float
+    high: int | float
+    log: bool = False
+    step: int | float | None = None
+
+    @property
+    def integer(self) -> bool:
+        return type(self.low) is int and type(self.high) is int and type(self.step) in (int, type(None))
+
+
 @dataclass(frozen=True)
 class Factor:
-    """One thing to vary and its (label, value) pairs."""
+    """One thing to vary: its (label, value) pairs, or the range a search draws it from."""
 
     name: str
     values: tuple[tuple[str, Any], ...]
+    range: Range | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +161,8 @@ def parse_spec(data: dict[str, Any], default_name: str = "study") -> StudySpec:
 
 
 def _factor(name: str, values: Any) -> Factor:
+    if isinstance(values, dict) and {"low", "high"} <= set(values) <= RANGE_KEYS:
+        return Factor(name, (), _range(name, values))
     if isinstance(values, dict):
         pairs = [(str(label), value) for label, value in values.items()]
     elif isinstance(values, list):
@@ -150,6 +172,21 @@ def _factor(name: str, values: Any) -> Factor:
     if not pairs:
         raise ConfigError(f"factor {name!r} has no values")
     return Factor(name, tuple(pairs))
+
+
+def _range(name: str, table: dict[str, Any]) -> Range:
+    low, high, log, step = (table.get(k) for k in ("low", "high", "log", "step"))
+    numbers = all(type(v) in (int, float) for v in (low, high)) and type(step) in (int, float, type(None))
+    if not numbers or not isinstance(log or False, bool) or low is None or high is None:
+        raise ConfigError(f"factor {name}: a range is {{low = N, high = N}}, with log = true or "
+                          f"step = N if wanted (got {table})")
+    if not low < high:
+        raise ConfigError(f"factor {name}: the range's low ({low}) must be below its high ({high})")
+    if log and (low <= 0 or step is not None):
+        raise ConfigError(f"factor {name}: a log range needs low > 0 and no step")
+    if step is not None and step <= 0:
+        raise ConfigError(f"factor {name}: the range's step must be positive (got {step})")
+    return Range(low, high, bool(log), step)
 
 
 def value_label(value: Any) -> str:
@@ -181,12 +218,18 @@ def check_spec(spec: StudySpec) -> StudySpec:
 
 
 def parse_vary(items: list[str]) -> tuple[Factor, ...]:
-    """`--vary lr=0.1,1,10 --vary hidden=[128,128],[256]`: values parse as JSON, else text."""
+    """`--vary lr=0.1,1,10 --vary hidden=[128,128],[256]`: values parse as JSON, else text;
+    `--vary lr=0.01..3:log` is a range (for --search)."""
     factors = []
     for item in items:
         name, sep, text = item.partition("=")
         if not sep or not name.strip():
-            raise ConfigError(f"--vary wants NAME=V1,V2,... (got {item!r})")
+            raise ConfigError(f"--vary wants NAME=V1,V2,... or NAME=LOW..HIGH (got {item!r})")
+        ends = re.fullmatch(r"\s*(\S+?)\.\.(\S+?)(:log)?\s*", text)
+        if ends and all(isinstance(_value(e), int | float) for e in ends.group(1, 2)):
+            table = {"low": _value(ends[1]), "high": _value(ends[2]), "log": bool(ends[3])}
+            factors.append(_factor(name.strip().replace("-", "_"), table))
+            continue
         parts = [p.strip() for p in re.split(r",(?![^\[]*\])", text) if p.strip()]
         factors.append(_factor(name.strip().replace("-", "_"), [_value(p) for p in parts]))
     return tuple(factors)
@@ -222,7 +265,11 @@ def build_spec(source: str | None, vary: list[str] | None = None, grid: bool = F
 def plan_runs(spec: StudySpec, epochs: int | None = None, device: str = "auto") -> list[PlannedRun]:
     """Every run of `spec`, reference first. `epochs` replaces the base's epochs; an `epochs`
     factor then keeps its ratio to the base (base 5, variant 25, epochs 2 -> variant 10)."""
-    natural = _config(spec, (), None, device)
+    ranged = [f.name for f in spec.factors if f.range is not None]
+    if ranged:
+        raise ConfigError(f"factor(s) {', '.join(ranged)} are ranges, which a search draws from: "
+                          "add --search tpe --trials N, or give them lists of values")
+    natural = run_config(spec, (), None, device)
     reference = natural if epochs is None else dataclasses.replace(natural, epochs=epochs)
     if spec.mode == "grid":
         combos = [tuple(zip([f.name for f in spec.factors], pairs, strict=True))
@@ -237,7 +284,7 @@ def plan_runs(spec: StudySpec, epochs: int | None = None, device: str = "auto") 
             if epochs is not None:
                 combo = tuple((n, (lbl, _scaled(v, epochs, natural.epochs) if n == "epochs" else v))
                               for n, (lbl, v) in combo)
-            config = dataclasses.replace(_config(spec, combo, epochs, device), seed=seed)
+            config = dataclasses.replace(run_config(spec, combo, epochs, device), seed=seed)
             if config == ref and spec.mode != "grid":
                 continue  # the base's own value: the reference run already is this variant
             settings = tuple((n, lbl) for n, (lbl, _) in combo)
@@ -253,8 +300,10 @@ def _scaled(value: Any, epochs: int, base_epochs: int) -> Any:
     return max(1, round(value * epochs / base_epochs)) if isinstance(value, int) else value
 
 
-def _config(spec: StudySpec, combo: tuple[tuple[str, tuple[str, Any]], ...], epochs: int | None,
-            device: str) -> TrainConfig:
+def run_config(spec: StudySpec, combo: tuple[tuple[str, tuple[str, Any]], ...], epochs: int | None,
+               device: str) -> TrainConfig:
+    """The base with each (factor, (label, value)) of `combo` applied; `epochs` replaces the
+    base's. A value that does not suit its setting or model is a one-line ConfigError."""
     values = json.loads(json.dumps(spec.base))  # a deep copy in JSON's types, like config.json
     own = build_config(spec.recipe, model=values.get("model")).model_args  # the recipe's, if any
     values["model_args"] = {**own, **(values.get("model_args") or {})}

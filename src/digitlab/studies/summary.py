@@ -1,4 +1,5 @@
-"""A study's results: one figure per factor, summary.csv, summary.md and a ranking."""
+"""A study's results: one figure per factor, summary.csv, summary.md and a ranking, from the run
+records its storage holds (digitlab.studies.results)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,15 @@ import csv
 import io
 import json
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from digitlab.errors import DigitlabError
 from digitlab.files import write_text
 from digitlab.models import model_arguments
 from digitlab.studies.spec import PlannedRun, StudySpec, value_label
-from digitlab.training.runs import RunRecord, load_run
+from digitlab.training.runs import RunRecord
 
 COLUMNS = ("run", "factor", "value", "seed", "epochs", "final_accuracy", "best_accuracy",
            "seconds", "images_per_s", "parameters")
@@ -35,17 +35,13 @@ def _variant(run: PlannedRun) -> tuple[str, str]:
     return "+".join(n for n, _ in run.settings), ", ".join(lbl for _, lbl in run.settings)
 
 
-def summarise(plan: Sequence[PlannedRun], out: Path) -> StudyReport:
-    """Read each planned run's folder under `out`: rows per run and the ranking."""
+def summarise(plan: Sequence[PlannedRun], records: Mapping[str, RunRecord]) -> StudyReport:
+    """Each planned run's record (by run name): rows per run and the ranking."""
     rows, missing = [], []
     for run in plan:
-        try:
-            record = load_run(out / run.name)
-        except DigitlabError:
-            missing.append(run.name)
-            continue
-        epochs = record.history.epochs
-        if not epochs:
+        record = records.get(run.name)
+        epochs = record.history.epochs if record is not None else []
+        if record is None or not epochs:
             missing.append(run.name)
             continue
         factor, value = _variant(run)
@@ -88,12 +84,14 @@ def _describe(factor: str, value: str) -> str:
     return ", ".join(f"{n}={lbl}" for n, lbl in zip(names, labels, strict=True))
 
 
-def write_study_summary(spec: StudySpec, plan: Sequence[PlannedRun], out: Path) -> StudyReport:
-    """Write `<factor>.png` per factor, summary.csv and summary.md into `out`."""
+def write_study_summary(spec: StudySpec, plan: Sequence[PlannedRun], records: Mapping[str, RunRecord],
+                        out: Path, trials: str = "") -> StudyReport:
+    """Write `<factor>.png` per factor, summary.csv and summary.md (ending with `trials`, the
+    storage's trial table in Markdown) into `out`."""
     from digitlab.reports.plots import save_figure
 
-    report = summarise(plan, out)
-    for factor, fig in factor_figures(spec, plan, out):
+    report = summarise(plan, records)
+    for factor, fig in factor_figures(spec, plan, records):
         path = out / f"{factor}.png"
         save_figure(fig, path, dpi=100)
         report.figures.append(path)
@@ -102,11 +100,12 @@ def write_study_summary(spec: StudySpec, plan: Sequence[PlannedRun], out: Path) 
     writer.writeheader()
     writer.writerows(report.rows)
     write_text(out / "summary.csv", buffer.getvalue())
-    write_text(out / "summary.md", format_markdown(spec, plan, report))
+    write_text(out / "summary.md", format_markdown(spec, plan, report) + trials)
     return report
 
 
-def factor_figures(spec: StudySpec, plan: Sequence[PlannedRun], out: Path) -> list[tuple[str, Any]]:
+def factor_figures(spec: StudySpec, plan: Sequence[PlannedRun],
+                   records: Mapping[str, RunRecord]) -> list[tuple[str, Any]]:
     """Per factor, the tutorial's two panels: the reference run and the runs that change only
     that factor (grid: with every other factor at its first value); first seed only."""
     from digitlab.reports.plots import plot_performance
@@ -119,7 +118,7 @@ def factor_figures(spec: StudySpec, plan: Sequence[PlannedRun], out: Path) -> li
         chosen = [r for r in plan if r.seed == seed and not r.is_reference
                   and factor.name in dict(r.settings)
                   and all(dict(r.settings).get(n, lbl) == lbl for n, lbl in firsts.items())]
-        runs, labels = _loaded(([reference] if reference else []) + chosen, out, factor.name)
+        runs, labels = _loaded(([reference] if reference else []) + chosen, records, factor.name)
         if len(runs) < 2:
             continue  # nothing to compare (runs failed or missing)
         title = f"study {spec.name}: {factor.name}" + (f" (seed {seed})" if len(spec.seeds) > 1 else "")
@@ -127,12 +126,12 @@ def factor_figures(spec: StudySpec, plan: Sequence[PlannedRun], out: Path) -> li
     return figures
 
 
-def _loaded(plan: Sequence[PlannedRun], out: Path, factor: str) -> tuple[list[RunRecord], list[str]]:
+def _loaded(plan: Sequence[PlannedRun], records: Mapping[str, RunRecord],
+            factor: str) -> tuple[list[RunRecord], list[str]]:
     runs, labels = [], []
     for run in plan:
-        try:
-            record = load_run(out / run.name)
-        except DigitlabError:
+        record = records.get(run.name)
+        if record is None:
             continue
         if run.is_reference:
             args = {**model_arguments(run.config.model), **run.config.model_args,

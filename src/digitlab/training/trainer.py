@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,22 +66,27 @@ class _Learner:
     per_batch: bool  # the scheduler steps after every batch, not every epoch
 
 
-def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = False) -> RunRecord:
+def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = False,
+          on_epoch: Callable[[EpochRecord], None] | None = None) -> RunRecord:
     """Train `config` on `data`, writing everything to `run_dir`; resume from its last.pt.
 
     Under torchrun each process trains on its shard of every epoch with gradients all-reduced
-    (DistributedDataParallel); rank 0 alone writes the run folder.
+    (DistributedDataParallel); rank 0 alone writes the run folder. `on_epoch` is called on rank 0
+    with each epoch's record once the epoch is saved; an exception it raises (a study pruning
+    the run) ends the run there, its folder resumable.
     """
     device = resolve_device(config.device)
     ranks = distributed.from_environment(device)
     try:
-        return _train(config, data, ranks.broadcast(run_dir), resume, ranks, ranks.device(device))
+        return _train(config, data, ranks.broadcast(run_dir), resume, ranks, ranks.device(device),
+                      on_epoch)
     finally:
         distributed.shutdown(ranks)
 
 
 def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
-           ranks: distributed.Distributed, device: torch.device) -> RunRecord:
+           ranks: distributed.Distributed, device: torch.device,
+           on_epoch: Callable[[EpochRecord], None] | None = None) -> RunRecord:
     torch.manual_seed(config.seed)
     batches = _load_batches(config, data, ranks, device)
     learner = _build_learner(config, len(batches.spec.classes), len(batches.train), ranks, device)
@@ -102,6 +108,8 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
         _run_epoch(config, epoch, epochs, batches, learner, ranks, record.history)
         if ranks.is_main:
             best = _save_epoch(config, record, batches, learner, epoch, best)
+            if on_epoch is not None:
+                on_epoch(record.history.epochs[-1])
     if ranks.enabled:
         record = _check_ranks(record, learner.model, ranks)
     return _finish(config, learner.model, record, write=ranks.is_main)
