@@ -10,6 +10,7 @@ its dependencies: they come from the project's environment through a .pth file, 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -115,9 +116,10 @@ def installed() -> Iterator[Installed]:
     place = Path(tempfile.mkdtemp(prefix="digitlab-container-"))
     try:
         place.chmod(0o755)
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                        "--no-build-isolation", "--wheel-dir", str(place / "dist"), str(ROOT)],
-                       check=True, capture_output=True)
+        # Offline with this environment's setuptools; else pip fetches one (the build's requires)
+        isolation = [] if importlib.util.find_spec("setuptools") is None else ["--no-build-isolation"]
+        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", *isolation,
+                        "--wheel-dir", str(place / "dist"), str(ROOT)], check=True, capture_output=True)
         (wheel,) = (place / "dist").glob("digitlab-*.whl")
         python, extra_env = python_for(user, place)
         venv = place / "venv"
