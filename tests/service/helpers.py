@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+import resource
 import socket
 import struct
 import subprocess
@@ -93,10 +94,11 @@ def get(url: str, timeout: float = 10, method: str = "GET") -> tuple[int, dict[s
 
 
 @contextmanager
-def live_server(env: dict[str, str] | None = None, workers: int = 1,
-                start_timeout: float = 180) -> Iterator[str]:
+def live_server(env: dict[str, str] | None = None, workers: int = 1, start_timeout: float = 180,
+                open_files: int | None = None) -> Iterator[str]:
     """`python -m digitlab serve` in its own process, configured by DIGITLAB_* variables, with
-    the model shipped in the package; yields its base URL once /readyz says 200, stops it after."""
+    the model shipped in the package; yields its base URL once /readyz says 200, stops it after.
+    `open_files` caps the file descriptors the server may open (soft and hard limit)."""
     port = free_port()
     environment = {
         **os.environ, "DIGITLAB_HOST": "127.0.0.1", "DIGITLAB_PORT": str(port),
@@ -104,8 +106,10 @@ def live_server(env: dict[str, str] | None = None, workers: int = 1,
         "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
     }
     with tempfile.TemporaryFile() as log:
+        limit = None if open_files is None else (
+            lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files)))
         server = subprocess.Popen([sys.executable, "-m", "digitlab", "-q", "serve"], env=environment,
-                                  stdout=log, stderr=subprocess.STDOUT)
+                                  stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit)
         base = f"http://127.0.0.1:{port}"
         try:
             wait_ready(base, server, log, start_timeout)
