@@ -224,6 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         route = "/api/v1/predict/number" if args.number else "/api/v1/predict"
         before = served_requests(base, route)
         tally, elapsed = run_load(base + route, drawn_seven(), args.clients, args.seconds)
+        # A worker counts a request just after sending its answer; on a busy machine it may
+        # be descheduled in between, so give it a moment before reading the count.
+        time.sleep(1)
         served = served_requests(base, route) - before
     finally:
         if server is not None:
