@@ -159,6 +159,9 @@ class ConnectionGuard:
             return  # every other connection is busy: limit_concurrency answers 503
         oldest._stop_waiting()
         oldest.transport.close()
+        # Not counted from now on (uvicorn forgets it only when the close completes): the
+        # request that made room must not find limit_concurrency still reached.
+        self.connections.discard(oldest)
         _warn_now_and_then("over %d connections: closing those idle or half-sent longest",
                            self.limits.max_connections)
 
