@@ -1,4 +1,5 @@
-"""The endpoints: read a digit, read a number, describe the model; the page and the health check."""
+"""The endpoints: read a digit, read a number, describe the model; the page, liveness
+(/healthz), readiness (/readyz) and the metrics (/metrics)."""
 
 from __future__ import annotations
 

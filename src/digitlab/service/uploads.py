@@ -19,9 +19,9 @@ from starlette.types import Message, Scope
 from digitlab.errors import ImageError, ImageTooLarge
 from digitlab.reading.images import IMAGE_FORMATS, load_image
 from digitlab.service.errors import ApiError, image_error_status
+from digitlab.service.settings import MB
 
 RAW_TYPES = ("image/", "application/octet-stream")  # raw bodies we try to decode
-MB = 1024 * 1024
 
 
 async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
