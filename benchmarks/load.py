@@ -2,10 +2,13 @@
 
 The server runs in subprocesses (`digitlab serve --workers N`, default 2: one per core of the
 2-core machines this was written on) so its work does not share the clients' interpreter.
+Its settings come from DIGITLAB_* environment variables, as in a container.
 Each client is a thread with one keep-alive connection (http.client: a few hundred µs of
 client CPU per request, where httpx's asyncio client took over a millisecond of the same two
 cores). Prints requests/s, client-side p50/p99 latency, errors, and the server-side p50/p99
-from the X-Process-Time-Ms header. A measurement, never an assertion.
+from the X-Process-Time-Ms header; then the requests it sent (warm-up included) beside those
+the server counted in /metrics (summed over its workers), which must match. A measurement,
+never an assertion.
 
     python benchmarks/load.py [--clients 8] [--seconds 30] [--workers 2] [--model CHECKPOINT]
     python benchmarks/load.py --clients 1 --seconds 10   # one request at a time: latency
@@ -27,16 +30,10 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw
-
-SERVER = """
-import logging, sys
-from digitlab.service import ServiceSettings, serve
-logging.basicConfig(level=logging.WARNING)
-serve(ServiceSettings(model=sys.argv[1] or None), "127.0.0.1", int(sys.argv[2]), int(sys.argv[3]))
-"""
 
 
 @dataclass
@@ -45,11 +42,16 @@ class Tally:
     server_ms: list[float] = field(default_factory=list)
     work_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    answered: int = 0  # responses received, any status, warm-up included
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def error(self, kind: str) -> None:
         with self.lock:
             self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def count(self, answered: int) -> None:
+        with self.lock:
+            self.answered += answered
 
 
 def drawn_seven(size: int = 280) -> bytes:
@@ -69,8 +71,38 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_server(model: str | None, port: int, workers: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", SERVER, model or "", str(port), str(workers)])
+def start_server(model: str | None, port: int, workers: int,
+                 settings: dict[str, str] | None = None, **popen: Any) -> subprocess.Popen[bytes]:
+    """`digitlab serve`, configured as a container would be: by DIGITLAB_* variables."""
+    env = {**os.environ, "DIGITLAB_HOST": "127.0.0.1", "DIGITLAB_PORT": str(port),
+           "DIGITLAB_WORKERS": str(workers), **({"DIGITLAB_MODEL": model} if model else {}),
+           **{f"DIGITLAB_{name.upper()}": value for name, value in (settings or {}).items()}}
+    return subprocess.Popen([sys.executable, "-m", "digitlab", "-q", "serve"], env=env, **popen)
+
+
+def scrape(base: str) -> list[Any]:
+    """The samples of the server's /metrics (every worker's, summed by the server)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(base + "/metrics", timeout=30) as response:
+        text = response.read().decode()
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def served_requests(base: str, route: str) -> int:
+    """How many requests to `route` the server has answered, any status, from its /metrics."""
+    return round(sum(s.value for s in scrape(base)
+                     if s.name == "digitlab_http_requests_total" and s.labels.get("route") == route))
+
+
+def wait_for_workers(base: str, workers: int, timeout: float) -> None:
+    """Until /metrics shows `workers` live server processes (each loads its own model)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(s.name == "digitlab_worker_up" and s.value == 1 for s in scrape(base)) >= workers:
+            return
+        time.sleep(0.5)
+    sys.exit(f"load.py: {workers} workers did not start within {timeout:.0f} s")
 
 
 def wait_ready(base: str, server: subprocess.Popen[bytes] | None, timeout: float = 120) -> None:
@@ -79,13 +111,13 @@ def wait_ready(base: str, server: subprocess.Popen[bytes] | None, timeout: float
         if server is not None and server.poll() is not None:
             sys.exit(f"load.py: the server exited with status {server.returncode}")
         try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+            with urllib.request.urlopen(base + "/readyz", timeout=2) as response:
                 if response.status == 200:
                     return
         except (urllib.error.URLError, OSError):
             pass
         time.sleep(0.2)
-    sys.exit(f"load.py: {base} did not answer /healthz within {timeout:.0f} s")
+    sys.exit(f"load.py: {base} was not ready (/readyz) within {timeout:.0f} s")
 
 
 def one_client(url: str, body: bytes, start: threading.Barrier, deadline: list[float],
@@ -97,7 +129,7 @@ def one_client(url: str, body: bytes, start: threading.Barrier, deadline: list[f
     for _ in range(3):  # warm-up: first-request costs are not the steady state
         connection.request("POST", parts.path, body, headers)
         connection.getresponse().read()
-    latencies, server_ms, work_ms = [], [], []
+    latencies, server_ms, work_ms, answered = [], [], [], 3
     start.wait()
     while time.perf_counter() < deadline[0]:
         began = time.perf_counter()
@@ -111,6 +143,7 @@ def one_client(url: str, body: bytes, start: threading.Barrier, deadline: list[f
             connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
             continue
         elapsed = 1000 * (time.perf_counter() - began)
+        answered += 1
         if response.status != 200:
             tally.error(f"HTTP {response.status}")
             continue
@@ -121,6 +154,7 @@ def one_client(url: str, body: bytes, start: threading.Barrier, deadline: list[f
             if part.strip().startswith("work;dur="):
                 work_ms.append(float(part.split("=")[1]))
     connection.close()
+    tally.count(answered)
     with tally.lock:
         tally.latencies += latencies
         tally.server_ms += server_ms
@@ -172,8 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--seconds", type=float, default=30, help="how long to send (default 30)")
     parser.add_argument("--workers", type=int, default=2, help="server processes (default 2)")
-    parser.add_argument("--settle", type=float, default=10,
-                        help="seconds to let the other workers load after the first answers")
+    parser.add_argument("--settle", type=float, default=120,
+                        help="seconds to wait for every worker to load after the first answers")
     parser.add_argument("--model", help="checkpoint for the server (default: the packaged model)")
     parser.add_argument("--number", action="store_true", help="post to /api/v1/predict/number")
     parser.add_argument("--url", help="use this running server instead of starting one")
@@ -186,16 +220,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         wait_ready(base, server)
         if server is not None and args.workers > 1:
-            time.sleep(args.settle)  # /healthz answered from the first worker; let the others load
-        url = base + ("/api/v1/predict/number" if args.number else "/api/v1/predict")
-        tally, elapsed = run_load(url, drawn_seven(), args.clients, args.seconds)
+            wait_for_workers(base, args.workers, args.settle)  # /readyz answered from the first one
+        route = "/api/v1/predict/number" if args.number else "/api/v1/predict"
+        before = served_requests(base, route)
+        tally, elapsed = run_load(base + route, drawn_seven(), args.clients, args.seconds)
+        # A worker counts a request just after sending its answer; on a busy machine it may
+        # be descheduled in between, so give it a moment before reading the count.
+        time.sleep(1)
+        served = served_requests(base, route) - before
     finally:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
     print(f"cpus        {os.cpu_count()} (shared with anything else running); "
           f"server workers {'?' if args.url else args.workers}")
-    report(tally, elapsed, args.clients, url)
+    report(tally, elapsed, args.clients, base + route)
+    print(f"counted     {tally.answered} answers received here (warm-up included), "
+          f"{served} in the server's /metrics: {'match' if served == tally.answered else 'MISMATCH'}")
     return 0
 
 

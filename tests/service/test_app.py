@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import io
 import logging
+import re
 import struct
 import warnings
 import zlib
@@ -17,63 +16,25 @@ from hypothesis import HealthCheck, settings
 from PIL import Image
 from schemathesis.checks import not_a_server_error
 
-from digitlab.errors import CheckpointError, ConfigError
-from digitlab.models import create_model
 from digitlab.reading.predictor import Predictor
-from digitlab.service import ServiceSettings, create_app, get_predictor, serve
-from digitlab.training.checkpoint import Checkpoint, save_checkpoint
-from tests.drawing import digit_image, draw_digit
+from digitlab.service import ServiceSettings, create_app, get_predictor
+from tests.drawing import digit_image
+from tests.service.helpers import (
+    MB,
+    RAW,
+    SEVEN,
+    declared_png,
+    decode_data_url,
+    number_image,
+    png,
+    untrained_predictor,
+)
 
 with warnings.catch_warnings():  # Starlette 1.x nags about httpx; TestClient still works with it
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
-
-MB = 1024 * 1024
-
-
-def untrained_predictor(seed: int = 0) -> Predictor:
-    """A real Predictor around a random mlp: every code path runs, no training needed."""
-    torch.manual_seed(seed)
-    model = create_model("mlp").eval()
-    checkpoint = Checkpoint(model_name="mlp", model_args={}, state_dict=model.state_dict(),
-                            config={"recipe": "tutorial-mlp"}, metrics={"accuracy": 0.1})
-    return Predictor.from_model(model, checkpoint)
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def declared_png(width: int, height: int) -> bytes:
-    """A PNG whose header declares width×height but whose pixel data is a 16-byte stub."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00" * 16)) + chunk(b"IEND", b""))
-
-
-def number_image(digits: str = "274") -> Image.Image:
-    image = Image.new("L", (170 * len(digits) + 40, 280), 255)
-    for i, digit in enumerate(digits):
-        draw_digit(image, digit, (40 + 170 * i, 50, 150 + 170 * i, 230), stroke=14)
-    return image
-
-
-SEVEN = png(digit_image("7", size=280))
-RAW = {"content-type": "image/png"}
-
-
-def decode_data_url(url: str) -> Image.Image:
-    prefix = "data:image/png;base64,"
-    assert url.startswith(prefix)
-    return Image.open(io.BytesIO(base64.b64decode(url[len(prefix):])))
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +115,40 @@ def test_model_description_and_health(client):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
+def test_ready_only_once_the_model_is_loaded(client):
+    # `client` never ran the lifespan, so no model was loaded (routes get theirs by override)
+    not_ready = client.get("/readyz")
+    assert (not_ready.status_code, not_ready.json()["error"]) == (503, "model_not_loaded")
+    assert client.get("/healthz").status_code == 200  # alive all the same
+
+
+GETS = ["/", "/healthz", "/api/v1/model", "/metrics", "/docs", "/openapi.json", "/static/app.js",
+        "/docs/assets/swagger-ui.css"]
+
+
+@pytest.mark.parametrize("path", GETS)
+def test_head_is_allowed_wherever_get_is(client, path):
+    got, head = client.get(path), client.head(path)
+    assert got.status_code == head.status_code == 200
+    assert head.content == b"" and head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_head_is_refused_where_get_is(client):
+    response = client.head("/api/v1/predict")
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+
+
+def test_the_api_docs_come_from_the_package(client):
+    page = client.get("/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert any(a.endswith("swagger-ui-bundle.js") for a in assets)
+    for asset in assets:
+        assert asset.startswith("/") and client.get(asset).status_code == 200, asset
+    assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN: it is off
+
+
 def test_a_fashion_model_answers_with_class_names(predictor):
     from digitlab.data import FASHION_MNIST
 
@@ -210,6 +205,16 @@ def multipart_bytes(body: bytes, boundary: str = "b0undary") -> dict:
     return {"content": body, "headers": {"content-type": f"multipart/form-data; boundary={boundary}"}}
 
 
+def sixteen_bit_rgba_header(width: int, height: int) -> bytes:
+    """A PNG that declares width×height 16-bit RGBA pixels (its data is a stub)."""
+    png_bytes = bytearray(declared_png(width, height))
+    png_bytes[24:26] = bytes([16, 6])  # IHDR bit depth and colour type
+    png_bytes[29:33] = struct.pack(">I", zlib.crc32(bytes(png_bytes[12:29])))
+    return bytes(png_bytes)
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nnewpath 0 0 moveto 10 10 lineto stroke\n%%EOF\n"
+
 BAD = {
     "truncated png": ({"files": {"file": ("t.png", truncated_png(), "image/png")}}, 400, "unreadable_image"),
     "text named .png": ({"files": {"file": ("notes.png", b"just some text\n", "image/png")}},
@@ -217,6 +222,10 @@ BAD = {
     "20000x20000 header": ({"content": declared_png(20_000, 20_000), "headers": RAW},
                            413, "image_too_large"),
     "7000x6000 header": ({"content": declared_png(7_000, 6_000), "headers": RAW}, 413, "image_too_large"),
+    "16-bit RGBA 39.7 MP header": ({"content": sixteen_bit_rgba_header(7280, 5456), "headers": RAW},
+                                   413, "image_too_large"),
+    "EPS (never handed to Ghostscript)": ({"files": {"file": ("x.eps", EPS, "image/png")}},
+                                          415, "not_an_image"),
     "empty body": ({"content": b"", "headers": RAW}, 400, "empty_upload"),
     "empty body, no type": ({}, 400, "empty_upload"),
     "empty file": ({"files": {"file": ("e.png", b"", "image/png")}}, 400, "empty_upload"),
@@ -294,91 +303,6 @@ def test_an_image_that_breaks_the_model_is_a_client_error_not_a_crash(app):
     response = TestClient(app).post("/api/v1/predict", content=SEVEN, headers=RAW)
     assert (response.status_code, response.json()["error"]) == (422, "unprocessable_image")
 
-
-# ---------------------------------------------------------------- start-up
-
-
-def test_the_lifespan_loads_the_checkpoint_named_in_the_settings(tmp_path, predictor):
-    path = tmp_path / "model.pt"
-    save_checkpoint(path, predictor.checkpoint)
-    with TestClient(create_app(ServiceSettings(model=str(path)))) as client:
-        assert client.get("/api/v1/model").json()["name"] == "mlp"
-        assert client.post("/api/v1/predict", content=SEVEN, headers=RAW).status_code == 200
-
-
-def test_serve_refuses_a_bad_checkpoint_before_listening(tmp_path, monkeypatch):
-    import uvicorn
-
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("uvicorn started"))
-    garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(b"not a checkpoint")
-    for path in (tmp_path / "missing.pt", garbage):
-        with pytest.raises(CheckpointError) as caught:
-            serve(ServiceSettings(model=str(path)))
-        assert "\n" not in str(caught.value)
-
-
-def test_serve_hands_the_loaded_model_to_uvicorn(tmp_path, monkeypatch, predictor):
-    import uvicorn
-
-    path = tmp_path / "model.pt"
-    save_checkpoint(path, predictor.checkpoint)
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
-    serve(ServiceSettings(model=str(path)), host="127.0.0.1", port=8123)
-    (app, kwargs), = calls
-    assert kwargs["host"] == "127.0.0.1" and kwargs["port"] == 8123
-    assert TestClient(app).get("/healthz").status_code == 200
-
-
-def test_serve_with_workers_hands_its_settings_to_each_worker(tmp_path, monkeypatch, predictor):
-    import uvicorn
-
-    from digitlab.service.server import SETTINGS_ENV, app_from_environment
-
-    path = tmp_path / "model.pt"
-    save_checkpoint(path, predictor.checkpoint)
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
-    monkeypatch.delenv(SETTINGS_ENV, raising=False)
-    serve(ServiceSettings(model=str(path), min_confidence=0.8), port=8124, workers=2)
-    (target, kwargs), = calls
-    assert target == "digitlab.service.server:app_from_environment"
-    assert kwargs["factory"] is True and kwargs["workers"] == 2 and kwargs["port"] == 8124
-    # What a worker process does: build the app from the environment serve() left it.
-    with TestClient(app_from_environment()) as client:
-        assert client.get("/api/v1/model").json()["min_confidence"] == 0.8
-        assert client.post("/api/v1/predict", content=SEVEN, headers=RAW).status_code == 200
-    with pytest.raises(ConfigError):
-        serve(ServiceSettings(model=str(path)), workers=0)
-
-
-def test_workers_get_every_setting_whole(tmp_path, monkeypatch, predictor):
-    import uvicorn
-
-    from digitlab.service.server import SETTINGS_ENV, app_from_environment
-
-    save_checkpoint(tmp_path / "model.pt", predictor.checkpoint)
-    monkeypatch.chdir(tmp_path)  # a relative model path reaches workers made absolute
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: None)
-    monkeypatch.delenv(SETTINGS_ENV, raising=False)
-    settings = ServiceSettings(model="model.pt", min_confidence=0.3, max_upload_bytes=20_000,
-                               max_pixels=300 * 300)
-    serve(settings, workers=2)
-    app = app_from_environment()
-    assert app.state.settings == dataclasses.replace(settings, model=str(tmp_path / "model.pt"))
-    with TestClient(app) as client:
-        assert client.post("/api/v1/predict", content=SEVEN, headers=RAW).status_code == 200
-        too_big = client.post("/api/v1/predict", content=b"\0" * 20_001, headers=RAW)
-        assert (too_big.status_code, too_big.json()["error"]) == (413, "payload_too_large")
-        wide = client.post("/api/v1/predict", content=png(digit_image("7", size=301)), headers=RAW)
-        assert wide.json()["error"] == "image_too_large"
-
-
-@pytest.mark.parametrize("bad", [{"min_confidence": 1.5}, {"max_upload_bytes": 0}, {"max_pixels": -1}])
-def test_impossible_settings_are_refused(bad):
-    with pytest.raises(ConfigError):
-        ServiceSettings(**bad)
 
 
 # ---------------------------------------------------------------- the schema, fuzzed

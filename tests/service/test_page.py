@@ -189,3 +189,27 @@ def test_the_controls_are_labelled(page):
     assert page.get_by_label("Pen width").get_attribute("type") == "range"
     assert page.locator("#result").get_attribute("aria-live") == "polite"
     assert page.locator("#canvas").get_attribute("aria-label")
+
+
+def test_the_api_docs_render_with_the_network_blocked(browser, base_url):
+    context = browser.new_context(viewport={"width": 1200, "height": 820})
+    outside: list[str] = []
+
+    def only_this_server(route):
+        if route.request.url.startswith(base_url):
+            route.continue_()
+        else:  # a CDN, fonts, the Swagger validator...: none may be needed
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_this_server)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(base_url + "/docs")
+    page.wait_for_selector(".opblock-summary-path", timeout=20_000)  # rendered from /openapi.json
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert "/api/v1/predict" in paths and "/healthz" in paths
+    save_screenshot(page, "api-docs-offline.png")
+    context.close()
+    assert not outside and not errors, (outside, errors)

@@ -23,6 +23,7 @@ from digitlab.errors import ImageNotFound, ImageTooLarge, UnreadableImage, Unsup
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")  # the only ones opened: never EPS/PS
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompression bombs)
 
 ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO  # what load_image decodes
@@ -80,7 +81,7 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
         with warnings.catch_warnings():
             # We enforce our own, lower limit below, before any pixel is decoded.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(stream) as image:
+            with Image.open(stream, formats=IMAGE_FORMATS) as image:
                 width, height = image.size
                 if width * height > max_pixels:
                     raise ImageTooLarge(f"{label}: image too large ({width}×{height} pixels, "

@@ -1,4 +1,5 @@
-"""What routes get injected with `Depends`: the predictor and the settings (tests override them)."""
+"""What routes get injected with `Depends`: the predictor, the settings and the image pool
+(tests override them)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import Depends, Request
 
 from digitlab.reading.predictor import Predictor
 from digitlab.service.errors import ApiError
+from digitlab.service.jobs import ImageJobs
 from digitlab.service.settings import ServiceSettings
 
 
@@ -24,5 +26,10 @@ async def get_settings(request: Request) -> ServiceSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+async def get_jobs(request: Request) -> ImageJobs:
+    return request.app.state.jobs  # type: ignore[no-any-return]
+
+
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 SettingsDep = Annotated[ServiceSettings, Depends(get_settings)]
+JobsDep = Annotated[ImageJobs, Depends(get_jobs)]

@@ -6,6 +6,8 @@ Refusals are `ApiError`s (status, stable code, detail). Image errors become one 
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -15,11 +17,12 @@ from digitlab.errors import ImageError, ImageTooLarge, UnsupportedImage
 
 
 class ApiError(Exception):
-    """A request the service refuses: HTTP status, stable code, human detail."""
+    """A request the service refuses: HTTP status, stable code, human detail (and headers,
+    e.g. Retry-After on a 503)."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
+        self.status, self.code, self.detail, self.headers = status, code, detail, headers
 
 
 # Each kind of image error → (HTTP status, stable code); the first type in the MRO found wins.
@@ -35,8 +38,14 @@ def image_error_status(error: ImageError) -> tuple[int, str]:
     return next(IMAGE_ERRORS[kind] for kind in type(error).__mro__ if kind in IMAGE_ERRORS)
 
 
-HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large",
-              415: "unsupported_media_type", 503: "unavailable"}
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 408: "request_timeout",
+              413: "payload_too_large", 415: "unsupported_media_type", 431: "headers_too_large",
+              503: "unavailable"}
+
+
+def error_body(code: str, detail: str) -> bytes:
+    """The JSON error body, for the places that answer below the ASGI app (the HTTP protocol)."""
+    return json.dumps({"error": code, "detail": detail}).encode()
 
 
 def error_response(status: int, code: str, detail: str, headers: dict[str, str] | None = None
@@ -49,7 +58,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return error_response(exc.status, exc.code, exc.detail)
+        return error_response(exc.status, exc.code, exc.detail, exc.headers)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -1,12 +1,17 @@
-"""Request logging and timing headers, as plain ASGI middleware."""
+"""Plain ASGI middleware: the request log and its metrics, HEAD for every GET, and bodies
+read to their end before an early answer, so that every client sees it.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 
-from starlette.datastructures import MutableHeaders
+import anyio
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from digitlab.service.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -14,14 +19,15 @@ TIMING_HEADER = "X-Process-Time-Ms"
 
 
 class RequestLog:
-    """One log line per request (method, path, status, ms) and the times in response headers.
+    """One log line per request (method, path, status, ms), its count and latency in the
+    metrics, and the times in response headers.
 
     X-Process-Time-Ms: from the request's arrival at the app to its response headers.
     Server-Timing (the W3C header browsers show): that total, and the image work alone.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app, self.metrics = app, metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -36,7 +42,7 @@ class RequestLog:
                 elapsed = 1000 * (time.perf_counter() - start)
                 headers = MutableHeaders(scope=message)
                 headers.append(TIMING_HEADER, f"{elapsed:.2f}")
-                work = scope.get("state", {}).get("work_ms")  # set by routes.run_work
+                work = scope.get("state", {}).get("work_ms")  # set by routes.read_image
                 timing = f"total;dur={elapsed:.2f}" + ("" if work is None else f", work;dur={work:.2f}")
                 headers.append("Server-Timing", timing)
             await send(message)
@@ -44,5 +50,87 @@ class RequestLog:
         try:
             await self.app(scope, receive, timed)
         finally:
-            elapsed = 1000 * (time.perf_counter() - start)
-            logger.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, elapsed)
+            elapsed = time.perf_counter() - start
+            route = scope.get("route")  # set by the router on a match; one label per route, not per URL
+            self.metrics.observe_request(getattr(route, "path", "unmatched"), scope["method"], status,
+                                         elapsed)
+            logger.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, 1000 * elapsed)
+
+
+class HeadAsGet:
+    """HEAD is answered as GET without the body, for every route (as Starlette's own routes
+    and static files do; FastAPI's routes allow only the methods they declare)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        # A copy: the server still sees HEAD in its own scope, and sends no body either.
+        inner = {**scope, "method": "GET"}
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        try:
+            await self.app(inner, receive, headers_only)
+        finally:
+            if "route" in inner:
+                scope["route"] = inner["route"]  # for RequestLog's metrics
+
+
+class ReadBodyFirst:
+    """Before an answer goes out, read and drop what is left of the request's body (up to
+    `max_bytes`, for up to `timeout` seconds), as nginx does.
+
+    Clients that send a whole body before reading the answer (Python's urllib, and any that
+    sends `Connection: close`) would otherwise get a connection reset instead of, say, the 413:
+    closing a socket with unread data makes the kernel send RST. Not done when the client waits
+    for `100 Continue` (it has sent no body), nor when the answer closes the connection anyway.
+    A body longer than the bound gets the answer with `Connection: close`.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = Headers(scope=scope) if scope["type"] == "http" else None
+        if headers is None or not (headers.get("content-length", "0") != "0"
+                                   or "transfer-encoding" in headers):
+            await self.app(scope, receive, send)
+            return
+        waits_for_continue = headers.get("expect", "").lower() == "100-continue"
+        state = {"received": False, "done": False}
+
+        async def tracked() -> Message:
+            message = await receive()
+            state["received"] = True
+            state["done"] = message["type"] != "http.request" or not message.get("more_body", False)
+            return message
+
+        async def drained_first(message: Message) -> None:
+            if message["type"] == "http.response.start" and not state["done"]:
+                closing = "close" in Headers(raw=message.get("headers", [])).get("connection", "").lower()
+                if not closing and (state["received"] or not waits_for_continue):
+                    if not await self._drain(receive):
+                        MutableHeaders(scope=message).append("Connection", "close")
+            await send(message)
+
+        await self.app(scope, tracked, drained_first)
+
+    async def _drain(self, receive: Receive) -> bool:
+        """Read and drop the rest of the body; False when it is longer than allowed or too slow."""
+        dropped = 0
+        with anyio.move_on_after(self.timeout):
+            while dropped <= self.max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return True  # the client left
+                dropped += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    return True
+        return False

@@ -1,11 +1,12 @@
-"""The endpoints: read a digit, read a number, describe the model; the page and the health check."""
+"""The endpoints: read a digit, read a number, describe the model; the page, liveness
+(/healthz), readiness (/readyz) and the metrics (/metrics)."""
 
 from __future__ import annotations
 
 import base64
 import io
 import logging
-import time
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,14 +14,17 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response
 from PIL import Image
 
 from digitlab import __version__
 from digitlab.errors import DigitlabError
 from digitlab.reading.predictor import Predictor
-from digitlab.service.deps import PredictorDep, SettingsDep
+from digitlab.service.deps import JobsDep, PredictorDep, SettingsDep
 from digitlab.service.errors import ApiError
+from digitlab.service.jobs import ImageJobs
+from digitlab.service.metrics import CONTENT_TYPE
 from digitlab.service.schemas import ErrorBody, Health, ModelInfo, NumberPrediction, Prediction
 from digitlab.service.settings import ServiceSettings
 from digitlab.service.uploads import decode, read_upload
@@ -59,33 +63,56 @@ def read_number(predictor: Predictor, image: Image.Image, settings: ServiceSetti
 Work = Callable[[Predictor, Image.Image, ServiceSettings, int], dict[str, Any]]
 
 
-def run_work(request: Request, func: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
-    """Run the CPU-bound work right here on the event loop: one request at a time per process.
-
-    Reading an image is pure CPU under the GIL. Requests run side by side in threads only take
-    turns and wait longer (measured with 8 clients: ~14 ms of CPU per request instead of ~8),
-    and even one at a time, the hop to a thread and back cost ~1.5 ms of a ~10 ms request on
-    this 2-core VM. So each process works like a synchronous worker, and
-    `digitlab serve --workers N` uses N cores. Nothing else waits long: the largest allowed
-    image takes about a second.
-    """
-    started = time.perf_counter()
-    try:
-        return func(*args)
-    finally:
-        request.state.work_ms = 1000 * (time.perf_counter() - started)
-
-
 def answer(work: Work, predictor: Predictor, data: bytes, name: str, settings: ServiceSettings,
            top_k: int) -> dict[str, Any]:
-    """Decode and read; an image that decodes but breaks preprocessing is the client's 422."""
-    image = decode(data, name, settings.max_pixels)
+    """Decode and read (in the image pool); an image that decodes but breaks preprocessing is
+    the client's 422, a model whose answer is not finite is the server's 500."""
+    image = decode(data, name, settings.max_pixels, settings.max_decoded_bytes)
     try:
-        return work(predictor, image, settings, top_k)
+        result = work(predictor, image, settings, top_k)
     except Exception as e:
+        if not model_answers_finite(predictor):  # e.g. segmentation tripping over NaN scores
+            raise NOT_FINITE from None
         logger.exception("%s: cannot read this image", name)
         detail = str(e) if isinstance(e, DigitlabError) else f"{type(e).__name__}: {e}"
         raise ApiError(422, "unprocessable_image", f"{name}: {detail}") from None
+    if not all(math.isfinite(value) for value in numbers_in(result)):
+        logger.error("%s: the model answered NaN or infinity", name)
+        raise NOT_FINITE
+    return result
+
+
+NOT_FINITE = ApiError(500, "model_output_not_finite", "the model's probabilities are not finite "
+                      "numbers (NaN or infinity): the model served is broken; no answer is given")
+
+
+def model_answers_finite(predictor: Predictor) -> bool:
+    """Whether the model's probabilities for a blank and a full 28×28 image are finite numbers
+    (True when it cannot tell: the question is only whether NaN is to blame)."""
+    try:
+        probabilities = predictor.predict(torch.stack([torch.zeros(28, 28), torch.ones(28, 28)]))
+    except Exception:  # noqa: BLE001 - a model that cannot even run says so in its own error
+        return True
+    return bool(torch.isfinite(probabilities).all())
+
+
+def numbers_in(result: dict[str, Any]) -> list[float]:
+    """The confidences and probabilities of a reading's JSON (a digit's, or each of a number's)."""
+    readings = result.get("digits", [result])
+    return [result["confidence"]] + [value for reading in readings
+                                     for value in [reading["confidence"], *reading.get("probabilities", ())]]
+
+
+async def read_image(request: Request, jobs: ImageJobs, endpoint: str, work: Work,
+                     predictor: Predictor, settings: ServiceSettings, top_k: int) -> dict[str, Any]:
+    """Admit the request (or 503), take its upload, read it in the image pool, within the budget."""
+    async with jobs.admit() as ticket:
+        data, name = await read_upload(request, settings.max_upload_bytes)
+        try:
+            return await ticket.run(endpoint, answer, work, predictor, data, name, settings, top_k)
+        finally:
+            if ticket.work_seconds is not None:
+                request.state.work_ms = 1000 * ticket.work_seconds
 
 
 # ---------------------------------------------------------------- routes
@@ -99,10 +126,13 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
        for kind in ("image/png", "image/jpeg", "image/webp", "application/octet-stream")},
 }}}
 ERRORS: dict[int | str, dict[str, Any]] = {
+    408: {"model": ErrorBody, "description": "the upload did not arrive within the time budget"},
     400: {"model": ErrorBody, "description": "empty upload, unreadable image, bad multipart"},
     413: {"model": ErrorBody, "description": "upload over the byte limit or image over the pixel limit"},
     415: {"model": ErrorBody, "description": "not an image, or an unsupported content type"},
     422: {"model": ErrorBody, "description": "invalid query parameters, or an image that cannot be read"},
+    500: {"model": ErrorBody, "description": "the model answered NaN or infinity (model_output_not_finite)"},
+    503: {"model": ErrorBody, "description": "busy or timed out: try again after Retry-After seconds"},
 }
 TopK = Annotated[int, Query(ge=1, le=10, description="how many of the likeliest classes to list")]
 router = APIRouter(prefix="/api/v1")
@@ -110,20 +140,18 @@ pages = APIRouter()
 
 
 @router.post("/predict", response_model=Prediction, responses=ERRORS, openapi_extra=UPLOAD_BODY)
-async def predict(request: Request, predictor: PredictorDep, settings: SettingsDep,
+async def predict(request: Request, predictor: PredictorDep, settings: SettingsDep, jobs: JobsDep,
                   top_k: TopK = 3) -> dict[str, Any]:
     """Read the single digit in an image (multipart field `file`, or a raw image/* body)."""
-    data, name = await read_upload(request, settings.max_upload_bytes)
-    return run_work(request, answer, read_digit, predictor, data, name, settings, top_k)
+    return await read_image(request, jobs, "predict", read_digit, predictor, settings, top_k)
 
 
 @router.post("/predict/number", response_model=NumberPrediction, responses=ERRORS,
              openapi_extra=UPLOAD_BODY)
 async def predict_number(request: Request, predictor: PredictorDep, settings: SettingsDep,
-                         top_k: TopK = 3) -> dict[str, Any]:
+                         jobs: JobsDep, top_k: TopK = 3) -> dict[str, Any]:
     """Read a number: the digits of an image left to right, each with its box."""
-    data, name = await read_upload(request, settings.max_upload_bytes)
-    return run_work(request, answer, read_number, predictor, data, name, settings, top_k)
+    return await read_image(request, jobs, "predict_number", read_number, predictor, settings, top_k)
 
 
 @router.get("/model", response_model=ModelInfo)
@@ -147,7 +175,25 @@ def page() -> FileResponse:
     return FileResponse(STATIC / "index.html")
 
 
+# /healthz and /readyz are `async def`: answered on the event loop, never queued behind the
+# thread pool that FastAPI runs plain `def` endpoints in.
 @pages.get("/healthz", response_model=Health)
-def healthz() -> Health:
-    """Say the server is up."""
+async def healthz() -> Health:
+    """Liveness: the process is up and its event loop answers."""
     return Health()
+
+
+@pages.get("/readyz", response_model=Health, responses={503: {"model": ErrorBody,
+                                                              "description": "the model is not loaded yet"}})
+async def readyz(request: Request) -> Health:
+    """Readiness: the model is loaded and requests can be served (503 until then)."""
+    if getattr(request.app.state, "predictor", None) is None:
+        raise ApiError(503, "model_not_loaded", "the model is not loaded yet")
+    return Health()
+
+
+@pages.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics: every worker's, summed."""
+    body = await run_in_threadpool(request.app.state.metrics.exposition)  # reads files with workers
+    return Response(body, media_type=CONTENT_TYPE)

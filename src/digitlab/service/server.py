@@ -1,24 +1,33 @@
-"""`digitlab serve`: uvicorn, in one process or several workers, each tuned for small requests.
+"""`digitlab serve`: uvicorn, in one process or several workers, each tuned for small requests
+and given the connection limits of service.protocol.
 
 Workers are separate processes that build their app from the environment: `serve` hands them
-its settings whole (every field of ServiceSettings, as JSON), so a new setting reaches them.
+its settings whole (every field of ServiceSettings, as JSON), so a new setting reaches them,
+and a fresh folder for their metrics (PROMETHEUS_MULTIPROC_DIR), so /metrics sums them all.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 from fastapi import FastAPI
 
 from digitlab import __version__
-from digitlab.errors import ConfigError
+from digitlab.errors import CheckpointError
 from digitlab.reading.predictor import Predictor
 from digitlab.service.app import create_app
+from digitlab.service.metrics import MULTIPROCESS_ENV
+from digitlab.service.protocol import PROTOCOL, connection_cap
+from digitlab.service.routes import model_answers_finite
 from digitlab.service.settings import ServiceSettings
 
 logger = logging.getLogger(__name__)
@@ -46,13 +55,32 @@ def _tune_process() -> None:
         pass
 
 
+def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn's settings: address, the guarded protocol and its limits, uvicorn's own limits."""
+    max_connections = connection_cap(settings.max_connections)
+    return {
+        "host": settings.host, "port": settings.port,
+        # log_config=None keeps the CLI's logging; RequestLog replaces uvicorn's access log.
+        "log_config": None, "access_log": False,
+        # Named, not passed: worker processes import it after they start (a class would be
+        # pickled, and unpickling it would import torch before the worker answers uvicorn's
+        # health check). It reads its limits from the app (create_app).
+        "http": PROTOCOL,
+        # The guard keeps connections under max_connections while some are idle or half-sent;
+        # uvicorn's 503 is for when every one is busy with a real request.
+        "limit_concurrency": max_connections + 1,
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        "backlog": settings.backlog,
+        "h11_max_incomplete_event_size": settings.max_header_bytes,
+    }
+
+
 def settings_to_environment(settings: ServiceSettings) -> str:
     """The JSON a worker rebuilds `settings` from: every field, the model path made absolute,
     and this process's log level."""
     model = None if settings.model is None else str(Path(settings.model).resolve())
-    fields = dataclasses.asdict(dataclasses.replace(settings, model=model))
-    return json.dumps({"settings": fields, "log_level": logging.getLogger().getEffectiveLevel()},
-                      default=str)
+    fields = settings.model_copy(update={"model": model}).model_dump(mode="json")
+    return json.dumps({"settings": fields, "log_level": logging.getLogger().getEffectiveLevel()})
 
 
 def app_from_environment() -> FastAPI:
@@ -64,25 +92,49 @@ def app_from_environment() -> FastAPI:
     return create_app(ServiceSettings(**handed.get("settings", {})))
 
 
-def serve(settings: ServiceSettings, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Load the model (a bad checkpoint raises CheckpointError here), then serve until stopped.
+@contextmanager
+def shared_metrics_folder(workers: int) -> Iterator[str | None]:
+    """A folder for the workers' metrics in PROMETHEUS_MULTIPROC_DIR while they run.
 
-    With `workers` > 1, that many processes share the port, each with its own copy of the
-    model (about 1 MB) loaded at its start; the model was checked here first.
+    One the operator set is used, emptied first (prometheus_client's rule: old values would be
+    summed in); otherwise, for several workers, a temporary one is made and removed afterwards.
+    """
+    given = os.environ.get(MULTIPROCESS_ENV)
+    if given or workers == 1:
+        for stale in Path(given).glob("*.db") if given else ():
+            stale.unlink()
+        yield given
+        return
+    folder = tempfile.mkdtemp(prefix="digitlab-metrics-")
+    os.environ[MULTIPROCESS_ENV] = folder
+    try:
+        yield folder
+    finally:
+        os.environ.pop(MULTIPROCESS_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def serve(settings: ServiceSettings) -> None:
+    """Load the model (a bad checkpoint, or one that answers NaN, raises CheckpointError here),
+    then serve until stopped.
+
+    With `settings.workers` > 1, that many processes share the port, each with its own copy
+    of the model (about 1 MB) loaded at its start; the model was checked here first.
     """
     import uvicorn
 
-    if workers < 1:
-        raise ConfigError(f"workers must be at least 1, not {workers}")
     predictor = Predictor.from_checkpoint(settings.model)
-    logger.info("digitlab %s: open http://%s:%d/ (%d worker%s)", __version__, host, port, workers,
-                "s" if workers > 1 else "")
-    # log_config=None keeps the CLI's logging; RequestLog replaces uvicorn's access log.
-    if workers == 1:
-        _tune_process()
-        uvicorn.run(create_app(settings, predictor), host=host, port=port, log_config=None,
-                    access_log=False)
-        return
-    os.environ[SETTINGS_ENV] = settings_to_environment(settings)
-    uvicorn.run(WORKER_FACTORY, factory=True, workers=workers, host=host, port=port,
-                log_config=None, access_log=False)
+    if not model_answers_finite(predictor):
+        raise CheckpointError(f"{settings.model or 'the packaged model'}: the model answers NaN or "
+                              "infinity: its weights are broken (retrain it, or pick another checkpoint)")
+    workers = settings.workers
+    logger.info("digitlab %s: open http://%s:%d/ (%d worker%s)", __version__, settings.host,
+                settings.port, workers, "s" if workers > 1 else "")
+    options = uvicorn_options(settings)
+    with shared_metrics_folder(workers):
+        if workers == 1:
+            _tune_process()
+            uvicorn.run(create_app(settings, predictor), **options)
+            return
+        os.environ[SETTINGS_ENV] = settings_to_environment(settings)
+        uvicorn.run(WORKER_FACTORY, factory=True, workers=workers, **options)
