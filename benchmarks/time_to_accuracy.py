@@ -6,7 +6,8 @@ time and peak memory (max RSS) are its own:
 * **tutorial, DataLoader** - the reference: PyTorch's official MNIST example as the tutorial
   uses it (`cnn`, Adadelta lr 1.0, StepLR γ 0.7, batch 64, torchvision `datasets.MNIST` with
   `ToTensor()` + `Normalize()`, a `DataLoader` that does not shuffle on CPU, the test set after
-  every epoch). Its time to 99.2% is the yardstick.
+  every epoch, its own training and test loops). Its time to 99.2%, 10 of its epochs at the
+  time per epoch measured in this run, is the yardstick.
 * **tutorial, digitlab** - one epoch of the same recipe through digitlab's pipeline (`digitlab
   train --recipe tutorial`): resident tensors, per-batch normalisation.
 * **fast** - `digitlab train --recipe fast`, timed as a whole process (start-up, data loading,
@@ -51,6 +52,12 @@ RESULTS = HERE / "results" / "time_to_accuracy.json"
 RECORD = HERE / "results" / "tutorial_reference.json"
 README = HERE.parent / "README.md"
 TARGETS = (0.990, 0.992)
+# PyTorch's official example, unmodified, first reaches 99.20% after its 10th epoch in a full
+# run on this project's machine (issue 16). Our own 14-epoch record of the same computation
+# (tutorial_reference.json) peaked at 99.15% and never got there, so 10 epochs is the yardstick
+# most favourable to the reference: its time to 99.2% is 10 epochs at the time per epoch
+# measured in this run.
+REFERENCE_EPOCHS_TO_992 = 10
 BEGIN, END = "<!-- time-to-accuracy:begin -->", "<!-- time-to-accuracy:end -->"
 
 
@@ -58,14 +65,20 @@ BEGIN, END = "<!-- time-to-accuracy:begin -->", "<!-- time-to-accuracy:end -->"
 
 
 def reference_child(args: argparse.Namespace) -> None:
-    """The official example's training loop and data pipeline; writes per-epoch JSON."""
+    """PyTorch's official MNIST example as the tutorial runs it; writes per-epoch JSON.
+
+    Its loops are written here as the example writes them (loss read back every 10 batches for
+    the log, test loss summed per batch), so the yardstick is the example itself and not
+    digitlab's engine; only the model comes from digitlab's registry (the same Net).
+    """
     import torch
+    import torch.nn.functional as F
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
 
     from digitlab.data import MNIST_MEAN, MNIST_STD, resolve_root
     from digitlab.models import create_model
-    from digitlab.training.engine import evaluate, resolve_device, train_one_epoch
+    from digitlab.training.engine import resolve_device
 
     device = resolve_device(args.device)
     torch.manual_seed(1)
@@ -80,24 +93,45 @@ def reference_child(args: argparse.Namespace) -> None:
         train_set = Subset(train_set, range(min(len(train_set), 64 * args.batches)))
     train_loader = DataLoader(train_set, batch_size=64, **cuda)
     test_loader = DataLoader(test_set, batch_size=1000, **cuda)
-
-    def on_device(loader):  # the example moves each batch in its loop
-        for images, labels in loader:
-            yield images.to(device), labels.to(device)
-
     model = create_model("cnn").to(device)
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
+
+    def train_epoch() -> int:
+        model.train()
+        for batch, (data, target) in enumerate(train_loader):
+            data, target = data.to(device), target.to(device)
+            optimizer.zero_grad()
+            loss = F.nll_loss(model(data), target)
+            loss.backward()
+            optimizer.step()
+            if batch % 10 == 0:
+                loss.item()  # the example prints it: a host sync every 10 batches
+        return len(train_loader.dataset)  # type: ignore[arg-type]
+
+    def test_epoch() -> float:
+        model.eval()
+        correct, loss = 0, 0.0
+        with torch.no_grad():
+            for data, target in test_loader:
+                data, target = data.to(device), target.to(device)
+                output = model(data)
+                loss += F.nll_loss(output, target, reduction="sum").item()
+                correct += int(output.argmax(dim=1).eq(target).sum().item())
+        return correct / len(test_loader.dataset)  # type: ignore[arg-type]
+
     epochs, elapsed = [], 0.0
     for epoch in range(1, args.epochs + 1):
-        stats = train_one_epoch(model, on_device(train_loader), optimizer, progress=False)
+        start = time.perf_counter()
+        samples = train_epoch()
+        trained = time.perf_counter() - start
+        accuracy = test_epoch() if not args.batches else None
         scheduler.step()
-        result = evaluate(model, on_device(test_loader)) if not args.batches else None
-        elapsed += stats.seconds + (result.seconds if result else 0.0)
-        epochs.append({"epoch": epoch, "accuracy": result.accuracy if result else None,
-                       "seconds": elapsed, "train_seconds": stats.seconds,
-                       "images_per_s": stats.images_per_s, "samples": stats.samples})
-        print(f"reference epoch {epoch}: " + (f"{100 * result.accuracy:.2f}%, " if result else "")
+        elapsed += time.perf_counter() - start
+        epochs.append({"epoch": epoch, "accuracy": accuracy, "seconds": elapsed,
+                       "train_seconds": trained, "images_per_s": samples / trained,
+                       "samples": samples})
+        print(f"reference epoch {epoch}: " + (f"{100 * accuracy:.2f}%, " if accuracy else "")
               + f"{elapsed:.1f} s", file=sys.stderr, flush=True)
     Path(args.out).write_text(json.dumps({"device": str(device), "epochs": epochs}))
 
@@ -159,6 +193,8 @@ def with_recorded_epochs(entry: dict[str, Any], test_seconds: float) -> dict[str
                                   for e in recorded["epochs"]]}
     entry["estimated"] = (f"accuracy per epoch from the full run recorded {recorded['date']}, "
                           f"time per epoch ({per_epoch:.1f} s) measured in this run")
+    entry["epoch_with_test_seconds"] = per_epoch
+    entry["time_to_992"] = REFERENCE_EPOCHS_TO_992 * per_epoch
     return entry
 
 
@@ -203,9 +239,7 @@ def seconds(value: float | None) -> str:
 
 def table(results: dict[str, Any]) -> str:
     reference = results["entries"][0]
-    yardstick, _ = time_to(reference["epochs"], TARGETS[1])
-    at_least = "" if yardstick else "> "  # never reached: its whole run is a lower bound
-    yardstick = yardstick or reference["epochs"][-1]["seconds"]
+    yardstick = reference["time_to_992"]
     rows = ["| Recipe, pipeline | Seed | Time to 99.0% | Time to 99.2% | Final accuracy | "
             "Images/s (training) | Peak memory | Whole process | Reference's time to 99.2% "
             "÷ whole process |", "|---|---|---|---|---|---|---|---|---|"]
@@ -214,7 +248,7 @@ def table(results: dict[str, Any]) -> str:
         t992, n992 = time_to(e["epochs"], TARGETS[1])
         final = e["epochs"][-1].get("accuracy")
         whole = e["wall_seconds"] if not e.get("partial") else None
-        ratio = f"**{at_least}{yardstick / whole:.0f}×**" if whole else "-"
+        ratio = f"**{yardstick / whole:.1f}×**" if whole else "-"
         rows.append(
             f"| {e['name']} | {e.get('seed', '-')} | {seconds(t990)}"
             f"{f' (epoch {n990})' if n990 else ''} | {seconds(t992)}"
@@ -224,7 +258,10 @@ def table(results: dict[str, Any]) -> str:
     notes = [f"CPU: {results['cpu']}, {results['threads']} threads, torch {results['torch']}, "
              f"device {reference['device']}, {results['date']}"
              + (" - **quick run** (partial epochs, one seed)" if results.get("quick") else ""),
-             f"Reference: {reference['estimated']}."]
+             f"Reference: {reference['estimated']}. Its time to 99.2%: {REFERENCE_EPOCHS_TO_992} "
+             f"epochs × {reference['epoch_with_test_seconds']:.1f} s = **{yardstick:.0f} s** "
+             f"(the official example first reaches 99.20% after epoch {REFERENCE_EPOCHS_TO_992} "
+             "in a full run here; the recorded run above never does)."]
     dataloader_epoch = 60_000 / reference["images_per_s"]
     notes.append(f"One epoch of the tutorial `cnn` (training only): {dataloader_epoch:.1f} s "
                  f"through the DataLoader, {results['entries'][1]['epoch_seconds']:.1f} s through "
@@ -232,9 +269,10 @@ def table(results: dict[str, Any]) -> str:
     fast = [e for e in results["entries"] if e["recipe"] == "fast"]
     if fast:
         finals = [e["epochs"][-1]["accuracy"] for e in fast]
+        median = statistics.median(e["wall_seconds"] for e in fast)
         notes.append(f"`fast` over {len(fast)} seeds: mean {100 * statistics.mean(finals):.2f}%, "
-                     f"lowest {100 * min(finals):.2f}%; whole process median "
-                     f"{statistics.median(e['wall_seconds'] for e in fast):.1f} s.")
+                     f"lowest {100 * min(finals):.2f}%; whole process median {median:.1f} s: "
+                     f"**{yardstick / median:.1f}×** the reference's time to 99.2%.")
     return "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
 

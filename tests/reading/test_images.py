@@ -167,3 +167,30 @@ def test_huge_images_are_refused_from_the_header_alone():
     for data in (_png(10_000, 10_000), _png(7_000, 6_000)):
         with pytest.raises(ImageError, match=r"^big\.png: image too large"):
             load_image(data, name="big.png")
+
+
+def _photo_jpeg(width: int, height: int) -> bytes:
+    """A big 'photo': a dark 7 on grey paper, as a phone would save it."""
+    side = min(width, height) // 2
+    page = Image.new("L", (width, height), 200)
+    page.paste(digit_image("7", size=side, paper=200, ink=20), (width // 4, height // 4))
+    out = io.BytesIO()
+    page.convert("RGB").save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
+def test_big_jpeg_photos_are_decoded_reduced_within_the_decoded_size_limit():
+    data = _photo_jpeg(6000, 4000)  # 24 MP: 96 MB decoded whole, as Pillow stores RGB
+    image = load_image(data, name="phone.jpg", max_decoded_bytes=64 << 20)
+    assert max(image.size) >= digitlab.reading.images.JPEG_DRAFT_SIDE
+    assert image.size[0] * image.size[1] * 4 <= 64 << 20
+    assert image.size[0] / image.size[1] == pytest.approx(1.5, rel=0.01)
+    assert preprocess(image).has_ink
+
+
+def test_the_decoded_size_limit_refuses_from_the_header():
+    data = bytearray(_png(7280, 5456))
+    data[24:26] = bytes([16, 6])  # IHDR: 16-bit RGBA, 39.7 MP (Pillow keeps it as 8-bit RGBA)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    with pytest.raises(ImageTooLarge, match=r"^bomb\.png: image too large to decode"):
+        load_image(bytes(data), name="bomb.png", max_decoded_bytes=64 << 20)

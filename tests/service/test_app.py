@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import re
 import struct
@@ -317,3 +318,15 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(ServiceSetti
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 def test_generated_requests_never_get_a_server_error(case):
     case.call_and_validate(checks=[not_a_server_error])
+
+
+def test_a_big_phone_photo_is_read_not_refused(client):
+    # 24 MP would take 96 MB decoded whole, over the 64 MB limit: the JPEG decoder reduces it.
+    page = Image.new("L", (6000, 4000), 200)
+    page.paste(digit_image("7", size=2000, paper=200, ink=20), (2000, 1000))
+    body = io.BytesIO()
+    page.convert("RGB").save(body, format="JPEG", quality=80)
+    response = client.post("/api/v1/predict", content=body.getvalue(), headers={"content-type": "image/jpeg"})
+    assert response.status_code == 200, response.text
+    steps = response.json()["preprocess"]  # the untrained model's answer says nothing; the ink does
+    assert steps["has_ink"] and 2048 <= max(steps["size"]) < 6000

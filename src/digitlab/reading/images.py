@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from digitlab.errors import ImageNotFound, ImageTooLarge, UnreadableImage, UnsupportedImage
 
@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP")  # the only ones opened: never EPS/PS
 MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompression bombs)
+# A JPEG larger than this on its longer side is decoded reduced (1/2, 1/4 or 1/8, in the
+# decoder: cheaper than decoding it whole) to no less than this. Preprocessing looks at images
+# at 768 px at most, so nothing it sees changes; a 48 MP phone photo then costs ~4 MB, not 190.
+JPEG_DRAFT_SIDE = 2048
 
 ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO  # what load_image decodes
 ImageInput = ImageSource | Image.Image | np.ndarray  # what the Predictor reads
@@ -59,12 +63,15 @@ def from_array(array: np.ndarray) -> Image.Image:
     return Image.fromarray(np.round(array * 255).astype(np.uint8))
 
 
-def load_image(source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def load_image(source: ImageSource, name: str | None = None, max_pixels: int = MAX_PIXELS,
+               max_decoded_bytes: int | None = None) -> Image.Image:
     """Decode a file, bytes or binary stream (first frame, EXIF-upright), or raise an ImageError:
     ImageNotFound, ImageTooLarge, UnsupportedImage (not an image) or UnreadableImage (damaged).
 
     `name` labels error messages for bytes and streams (e.g. an upload's filename). Images of
-    more than `max_pixels` (at most MAX_PIXELS) are refused from their header, undecoded.
+    more than `max_pixels` (at most MAX_PIXELS), or that would take more than
+    `max_decoded_bytes` of memory once decoded, are refused from their header, undecoded. Big
+    JPEGs are decoded reduced (JPEG_DRAFT_SIDE) before either limit is applied.
     """
     max_pixels = min(max_pixels, MAX_PIXELS)
     stream: Path | BinaryIO
@@ -82,10 +89,8 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
             # We enforce our own, lower limit below, before any pixel is decoded.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(stream, formats=IMAGE_FORMATS) as image:
-                width, height = image.size
-                if width * height > max_pixels:
-                    raise ImageTooLarge(f"{label}: image too large ({width}×{height} pixels, "
-                                     f"limit {max_pixels:,})")
+                _draft(image)
+                _check_size(image, label, max_pixels, max_decoded_bytes)
                 image.load()
                 return _upright(image, label)
     except Image.DecompressionBombError:  # not an OSError: must come before the generic clause
@@ -95,6 +100,35 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = " ".join(str(e).split()) or type(e).__name__
         raise UnreadableImage(f"{label}: not a readable image ({reason})") from None
+
+
+def _draft(image: Image.Image) -> None:
+    """Let the JPEG decoder scale a big photo down by 2, 4 or 8 (to ≥ JPEG_DRAFT_SIDE)."""
+    width, height = image.size
+    if image.format == "JPEG" and max(width, height) > 2 * JPEG_DRAFT_SIDE:
+        factor = JPEG_DRAFT_SIDE / max(width, height)
+        image.draft(image.mode, (math.ceil(width * factor), math.ceil(height * factor)))
+
+
+def bytes_per_pixel(mode: str) -> int:
+    """What one pixel of `mode` takes in Pillow's memory: 8-bit images of several bands are
+    stored 4 bytes a pixel (RGB too), single-band ones at their sample size (I;16: 2, F: 4)."""
+    described = ImageMode.getmode(mode)
+    return 4 if len(described.bands) > 1 else np.dtype(described.typestr).itemsize
+
+
+def _check_size(image: Image.Image, label: str, max_pixels: int, max_decoded_bytes: int | None) -> None:
+    """Refuse from the header: too many pixels, or too many bytes once decoded (counting pixels
+    alone lets a 300 KB 16-bit RGBA PNG of 40 MP through, which costs over a second and several
+    hundred MB to decode and read)."""
+    (width, height), mode = image.size, image.mode
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"{label}: image too large ({width}×{height} pixels, limit {max_pixels:,})")
+    size = width * height * bytes_per_pixel(mode)
+    if max_decoded_bytes is not None and size > max_decoded_bytes:
+        mb = 1 << 20
+        raise ImageTooLarge(f"{label}: image too large to decode ({width}×{height} {mode} takes "
+                            f"{size / mb:,.0f} MB, limit {max_decoded_bytes / mb:,.0f} MB); scale it down")
 
 
 def _upright(image: Image.Image, label: str) -> Image.Image:

@@ -7,19 +7,14 @@ bodies reach the same code. Every refusal is an `ApiError` with a stable code.
 
 from __future__ import annotations
 
-import io
-import warnings
-
-import numpy as np
-from PIL import Image, ImageMode
+from PIL import Image
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.types import Message, Scope
 
-from digitlab.errors import ImageError, ImageTooLarge
-from digitlab.reading.images import IMAGE_FORMATS, load_image
+from digitlab.errors import ImageError
+from digitlab.reading.images import load_image
 from digitlab.service.errors import ApiError, image_error_status
-from digitlab.service.settings import MB
 
 RAW_TYPES = ("image/", "application/octet-stream")  # raw bodies we try to decode
 
@@ -75,35 +70,9 @@ async def _form_file(scope: Scope, body: bytes) -> tuple[bytes, str]:
 
 def decode(data: bytes, name: str, max_pixels: int, max_decoded_bytes: int) -> Image.Image:
     """Bytes → image; pixel count and decoded size checked from the header before anything
-    is decoded."""
+    is decoded (big JPEGs are decoded reduced first: reading.images.load_image)."""
     try:
-        check_decoded_size(data, name, max_decoded_bytes)
-        return load_image(data, name=name, max_pixels=max_pixels)
+        return load_image(data, name=name, max_pixels=max_pixels, max_decoded_bytes=max_decoded_bytes)
     except ImageError as e:
         status, code = image_error_status(e)
         raise ApiError(status, code, str(e)) from None
-
-
-def bytes_per_pixel(mode: str) -> int:
-    """What one pixel of `mode` takes in Pillow's memory: 8-bit images of several bands are
-    stored 4 bytes a pixel (RGB too), single-band ones at their sample size (I;16: 2, F: 4)."""
-    described = ImageMode.getmode(mode)
-    return 4 if len(described.bands) > 1 else np.dtype(described.typestr).itemsize
-
-
-def check_decoded_size(data: bytes, name: str, limit: int) -> None:
-    """Raise ImageTooLarge when the image would take more than `limit` bytes once decoded,
-    reading only its header. Counting pixels alone lets a 300 KB 16-bit RGBA PNG of 40 MP
-    through, which costs over a second and several hundred MB to decode and read."""
-    try:
-        with warnings.catch_warnings():  # load_image enforces the pixel limit; this is the size
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
-                (width, height), mode = image.size, image.mode
-    except Exception:  # noqa: BLE001 - not an image, or a damaged one: load_image says which
-        return
-    size = width * height * bytes_per_pixel(mode)
-    if size > limit:
-        raise ImageTooLarge(f"{name}: image too large to decode ({width}×{height} {mode} takes "
-                            f"{size / MB:,.0f} MB, limit {limit / MB:,.0f} MB); scale it down")
-
