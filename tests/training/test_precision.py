@@ -76,7 +76,7 @@ def test_a_tiny_run_with_amp_on_cuda_learns_and_resumes(mode, mnist_root, tmp_pa
     assert main(["train", "--resume", str(tmp_path / "run"), "--epochs", "2", "--no-progress"]) == 0
     straight = load_checkpoint(tmp_path / "straight" / "last.pt")
     resumed = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert straight.config["amp"] == mode and straight.metrics["accuracy"] > 0.8
+    assert straight.config["amp"] == mode and straight.metrics["accuracy"] > 0.7  # chance: 0.1
     assert (straight.scaler_state is not None) == (mode == "fp16")
     for name, tensor in straight.state_dict.items():  # same schedule, same loss scale
         torch.testing.assert_close(resumed.state_dict[name], tensor, rtol=1e-3, atol=1e-3)

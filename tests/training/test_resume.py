@@ -21,9 +21,17 @@ def config(**kw):
     return TrainConfig(**{**values, **kw})
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def data(mnist_root):
     return DataConfig(root=mnist_root, train_limit=640, test_limit=500)
+
+
+@pytest.fixture(scope="module")
+def one_epoch_run(data, tmp_path_factory):
+    """A finished 1-epoch run that the tests below only try to continue (and must not touch)."""
+    run = tmp_path_factory.mktemp("resume") / "run"
+    trainer.train(config(epochs=1), data, run)
+    return run
 
 
 def same_weights(a, b):
@@ -55,9 +63,8 @@ def test_the_same_command_again_continues_and_more_epochs_train_further(data, tm
     ({"recipe": "fast"}, "recipe 'tutorial-mlp' → 'fast'"),
     ({"batch_size": 64, "seed": 2}, "batch_size 32 → 64; seed 1 → 2"),
 ])
-def test_other_settings_are_refused_in_one_line_naming_them(data, tmp_path, change, named):
-    run = tmp_path / "run"
-    trainer.train(config(epochs=1), data, run)
+def test_other_settings_are_refused_in_one_line_naming_them(data, one_epoch_run, change, named):
+    run = one_epoch_run
     before = (run / "last.pt").read_bytes()
     with pytest.raises(ConfigError) as info:
         trainer.train(config(epochs=1, **change), data, run)
@@ -66,9 +73,9 @@ def test_other_settings_are_refused_in_one_line_naming_them(data, tmp_path, chan
     assert (run / "last.pt").read_bytes() == before  # nothing was touched
 
 
-def test_other_data_settings_are_refused_but_where_the_files_live_is_not(data, tmp_path, mnist_root):
-    run = tmp_path / "run"
-    trainer.train(config(epochs=1), data, run)
+def test_other_data_settings_are_refused_but_where_the_files_live_is_not(data, one_epoch_run,
+                                                                         tmp_path, mnist_root):
+    run = one_epoch_run
     with pytest.raises(ConfigError, match="data.train_limit 640 → 320"):
         trainer.train(config(epochs=1), dataclasses.replace(data, train_limit=320), run)
     moved = tmp_path / "elsewhere"
