@@ -6,9 +6,9 @@ narrow range needs the loss scaled up before backward (and the step skipped when
 overflows): torch.amp.GradScaler does that, and its state travels in the checkpoint so a resumed
 run continues with the same scale. bf16 has float32's range and needs no scaler.
 
-On CPU `--amp` is refused: bf16 autocast made the training step slower on the CPUs this was
-measured on (no bf16 matrix units; see docs/scaling-training.md), and fp16 autocast on CPU has
-no fast kernels at all.
+On CPU `--amp` is refused: bf16 autocast made the training step of the convolutional models
+4-10x slower on the CPUs this was measured on (no bf16 matrix units; benchmarks/amp_step.py,
+docs/scaling-training.md), and fp16 on CPU has no fast kernels at all.
 """
 
 from __future__ import annotations
