@@ -1,6 +1,7 @@
 import pytest
 
 from digitlab.cli import build_parser
+from digitlab.cli.training import configured
 from digitlab.data import VALIDATION_SIZE
 
 
@@ -11,4 +12,5 @@ from digitlab.data import VALIDATION_SIZE
     (["--val-split", "0"], 0),
 ])
 def test_val_split_without_a_number_holds_out_the_validation_split(flags, held_out):
-    assert build_parser().parse_args(["train", *flags]).val_split == held_out
+    _, data, _ = configured(build_parser().parse_args(["train", *flags]))
+    assert data.val_split == held_out

@@ -118,3 +118,28 @@ def test_an_export_applies_the_checkpoints_temperature_like_pytorch(tiny_run, di
     calibrated = Predictor.from_checkpoint(tmp_path / "calibrated.pt").predict(pixels)
     assert torch.allclose(calibrated, torch.softmax(raw.log() / 0.5, dim=1), atol=1e-5)
     assert torch.allclose(Predictor.load(tmp_path / "m.onnx").predict(pixels), calibrated, atol=1e-4)
+
+
+def test_nan_never_passes_the_export_check(tiny_run, digits, tmp_path, monkeypatch):
+    from digitlab.export import exporter as export
+
+    pixels, _ = digits
+    model, checkpoint = load_model(tiny_run / "best.pt")
+    # The export gives the same winners but a NaN probability: `diff > tol` would let it pass.
+
+    def nan_beside_pytorch(path, x):
+        with torch.inference_mode():
+            computed = export.Exportable(model, checkpoint.mean, checkpoint.std)(x)
+        probabilities = computed.clone()  # a normal tensor, which may be written to
+        probabilities[0, probabilities[0].argmax()] = float("nan")  # argmax keeps NaN's place
+        return probabilities
+
+    monkeypatch.setattr(export, "_run_torchscript", nan_beside_pytorch)
+    with pytest.raises(ExportError, match="max difference nan, same predictions: True"):
+        export_model(model, checkpoint, tmp_path / "model.pt", "torchscript", pixels)
+    monkeypatch.undo()
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")  # a model in memory, never saved
+    with pytest.raises(ExportError, match="the model's own probabilities are not finite"):
+        export_model(model, checkpoint, tmp_path / "model.pt", "torchscript", pixels)
+    assert list(tmp_path.iterdir()) == []

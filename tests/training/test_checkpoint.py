@@ -115,3 +115,76 @@ def test_temperature_travels_and_old_checkpoints_read_as_uncalibrated(tmp_path):
     torch.save(payload, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match="temperature -1.0 is not a positive number"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_every_checkpoint_written_carries_the_digest_of_its_weights(tmp_path):
+    from digitlab.training.integrity import weights_digest
+
+    _, checkpoint = make_checkpoint()
+    save_checkpoint(tmp_path / "c.pt", checkpoint)
+    payload = torch.load(tmp_path / "c.pt", weights_only=True)
+    assert payload["weights_sha256"] == weights_digest(checkpoint.state_dict)
+
+
+def test_a_checkpoint_whose_weights_changed_after_writing_is_refused(tmp_path):
+    _, checkpoint = make_checkpoint("mlp")
+    save_checkpoint(tmp_path / "c.pt", checkpoint)
+    payload = torch.load(tmp_path / "c.pt", weights_only=True)
+    payload["state_dict"]["fc2.bias"][4] += 1e-3  # still finite, still the right shape
+    torch.save(payload, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path / "c.pt")
+    assert str(info.value) == (
+        f"{tmp_path / 'c.pt'} is damaged: its weights do not match the sha256 digest written "
+        "with them (the file changed on disk or in transfer); replace it with an intact copy")
+
+
+def test_the_shipped_model_carries_a_digest_that_verifies():
+    from digitlab.training.checkpoint import DEFAULT_MODEL
+    from digitlab.training.integrity import weights_digest
+
+    payload = torch.load(DEFAULT_MODEL, weights_only=True)
+    assert payload["weights_sha256"] == weights_digest(payload["state_dict"])
+    checkpoint = load_checkpoint(DEFAULT_MODEL)  # verified on the way in
+    assert checkpoint.temperature == pytest.approx(0.407484) and checkpoint.model_name == "bncnn"
+
+
+def test_weights_holding_nan_are_never_written(tmp_path):
+    import math
+
+    _, checkpoint = make_checkpoint("mlp")
+    checkpoint.state_dict["fc1.weight"][0, 0] = math.nan
+    with pytest.raises(CheckpointError, match=r"refusing to write .*'fc1.weight' hold NaN or inf"):
+        save_checkpoint(tmp_path / "c.pt", checkpoint)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tutorial_state_dict_has_no_digest_but_must_be_finite(tmp_path):
+    import math
+
+    model, _ = make_checkpoint()
+    state = model.state_dict()
+    torch.save(state, tmp_path / "mnist_cnn.pt")
+    assert load_checkpoint(tmp_path / "mnist_cnn.pt").origin == "tutorial state_dict"
+    state["fc2.bias"][1] = math.inf
+    torch.save(state, tmp_path / "mnist_cnn.pt")
+    with pytest.raises(CheckpointError, match=r"not finite \(NaN or inf in 'fc2.bias'\)"):
+        load_checkpoint(tmp_path / "mnist_cnn.pt")
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("classes", ["a"], "classes must be 10 distinct names"),
+    ("mean", "x", "mean 'x' is not a finite number"),
+    ("std", 0, "std 0 is not a finite positive number"),
+    ("model_args", {"num_classes": 10, "hidden": [64]}, "weights do not fit model 'mlp'"),
+    ("state_dict", [1, 2], "its state_dict is not a mapping of names to tensors"),
+])
+def test_damaged_metadata_is_refused_in_one_line(tmp_path, field, value, message):
+    _, checkpoint = make_checkpoint("mlp")
+    save_checkpoint(tmp_path / "c.pt", checkpoint)
+    payload = torch.load(tmp_path / "c.pt", weights_only=True)
+    payload[field] = value  # the weights and their digest untouched
+    torch.save(payload, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(tmp_path / "c.pt")
+    assert "\n" not in str(info.value) and str(tmp_path / "c.pt") in str(info.value)

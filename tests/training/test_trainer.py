@@ -1,4 +1,5 @@
 import json
+import logging
 
 import pytest
 import torch
@@ -62,9 +63,12 @@ def test_killed_run_resumes_to_the_same_result(mnist_root, tmp_path, monkeypatch
     assert [e.accuracy for e in history_a.epochs] == [e.accuracy for e in history_b.epochs]
 
 
-def test_resume_without_a_finished_epoch_is_an_error(mnist_root, tmp_path):
-    with pytest.raises(ConfigError, match="no last.pt"):
-        trainer.train(config(), DataConfig(root=mnist_root), tmp_path, resume=True)
+def test_resume_without_a_finished_epoch_starts_at_epoch_one(mnist_root, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="digitlab")
+    data = DataConfig(root=mnist_root, train_limit=64, test_limit=100)
+    result = trainer.train(config(model="mlp", dry_run=True), data, tmp_path, resume=True)
+    assert "no last.pt (no epoch finished yet): starting at epoch 1" in caplog.text
+    assert len(result.history.epochs) == 1 and load_checkpoint(tmp_path / "last.pt").epoch == 1
 
 
 def test_save_model_writes_a_tutorial_state_dict(mnist_root, tmp_path):
@@ -120,3 +124,40 @@ def test_a_validation_split_as_large_as_the_training_data_is_refused(mnist_root,
     with pytest.raises(ConfigError, match="--val-split 500 leaves nothing to train on"):
         trainer.train(config(), data, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_diverging_run_stops_naming_epoch_and_batch_and_saves_nothing(mnist_root, tmp_path):
+    from digitlab.training.engine import TrainingDiverged
+
+    data = DataConfig(root=mnist_root, train_limit=640, test_limit=100)
+    with pytest.raises(TrainingDiverged) as info:
+        trainer.train(config(model="mlp", lr=1e30, batch_size=32), data, tmp_path)
+    message = str(info.value)
+    assert message.startswith("training diverged in epoch 1 at batch ") and "the loss is nan" in message
+    assert "(lr 1e+30); no checkpoint was written: train again with a lower --lr" in message
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "best.pt").exists()
+
+
+def test_weights_gone_nan_are_never_saved_and_last_pt_keeps_the_epoch_before(mnist_root, tmp_path,
+                                                                           monkeypatch):
+    from digitlab.training.engine import TrainingDiverged
+
+    real = trainer.train_one_epoch
+    calls = []
+
+    def poisons_in_epoch_two(model, batches, optimizer, **kw):
+        stats = real(model, batches, optimizer, **kw)
+        calls.append(1)
+        if len(calls) == 2:  # the loss was fine, but a weight is not (an overflow in the step)
+            with torch.no_grad():
+                next(model.parameters()).view(-1)[5] = float("inf")
+        return stats
+
+    monkeypatch.setattr(trainer, "train_one_epoch", poisons_in_epoch_two)
+    data = DataConfig(root=mnist_root, train_limit=320, test_limit=100)
+    with pytest.raises(TrainingDiverged, match=r"in epoch 2 \(weights 'fc1.weight' hold NaN or inf\)"
+                       r" \(lr 1\); last.pt keeps epoch 1"):
+        trainer.train(config(model="mlp", epochs=3, batch_size=32), data, tmp_path)
+    assert load_checkpoint(tmp_path / "last.pt").epoch == 1
+    assert load_checkpoint(tmp_path / "best.pt").epoch == 1
+    assert [e.epoch for e in load_run(tmp_path).history.epochs] == [1]

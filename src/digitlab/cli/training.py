@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,14 @@ from digitlab.cli.args import (
 from digitlab.data.splits import VALIDATION_SIZE
 from digitlab.errors import DigitlabError
 from digitlab.models import list_models
-from digitlab.training.config import LOSS_ALIASES, LOSSES, OPTIMIZERS, DataConfig, TrainConfig
+from digitlab.training.config import (
+    AMP_MODES,
+    LOSS_ALIASES,
+    LOSSES,
+    OPTIMIZERS,
+    DataConfig,
+    TrainConfig,
+)
 from digitlab.training.recipes import RECIPES
 
 if TYPE_CHECKING:
@@ -28,7 +36,8 @@ if TYPE_CHECKING:
 
 # Flags that override the recipe's value when given (None: keep the recipe's)
 TRAIN_OVERRIDES = ("model", "batch_size", "test_batch_size", "epochs", "lr", "gamma", "seed",
-                   "log_interval", "optimizer", "weight_decay", "loss")
+                   "log_interval", "optimizer", "weight_decay", "loss", "amp")
+DATA_OVERRIDES = ("dataset", "train_limit", "test_limit", "val_split")
 
 
 def register(command: Command) -> None:
@@ -38,12 +47,16 @@ digitlab train --recipe fast --out runs/fast           # 99.2%+ in well under a 
 digitlab train --epochs 14 --save-model                # the tutorial's full run
 digitlab train --recipe robust --val-split             # hold out the last 5,000 to pick best.pt
 digitlab train --resume runs/fast                      # continue after an interruption
-torchrun --standalone --nproc-per-node 2 -m digitlab train --recipe tutorial-mlp
+digitlab train --resume runs/cnn --epochs 20           # train it further, to 20 epochs in all
+digitlab train --recipe robust --amp --tensorboard     # bf16 on a GPU; watch it in TensorBoard
+torchrun --standalone --nproc-per-node 2 --max-restarts 3 -m digitlab train --out runs/ddp
 """)
     add_train_args(p)
     add_dataset_arg(p)
     add_data_args(p)
     add_device_args(p)
+    # None: not given (so --resume can tell a flag from a default); configured() fills them in
+    p.set_defaults(recipe=None, dataset=None, val_split=None)
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -65,8 +78,20 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="one batch, one epoch: a smoke test")
     p.add_argument("--save-model", action="store_true",
                    help="also write mnist_cnn.pt, a bare state_dict as the tutorial saves")
-    p.add_argument("--out", metavar="DIR", help="run folder (default: runs/<recipe>-<time>)")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last finished epoch")
+    p.add_argument("--out", metavar="DIR",
+                   help="run folder (default: runs/<recipe>-<time>); one with a last.pt is "
+                        "continued when its settings match (else refused), e.g. after torchrun "
+                        "restarts the job")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue RUN from its last finished epoch with its saved settings; of "
+                        "the flags that change what it learns only --epochs may be given (train "
+                        "to that many epochs in all)")
+    p.add_argument("--amp", nargs="?", const="bf16", choices=AMP_MODES[1:],
+                   help="mixed precision on CUDA: bf16 autocast (default), or fp16 with loss "
+                        "scaling; refused on CPU")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files into RUN/tensorboard/ (needs "
+                        "pip install 'digitlab[tensorboard]')")
     add_limit_args(p)
     p.add_argument("--val-split", type=non_negative_int, nargs="?", default=0,
                    const=VALIDATION_SIZE, metavar="N",
@@ -81,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from digitlab.training.trainer import train
 
     config, data_cfg, run_dir = resumed(args) if args.resume else configured(args)
-    record = train(config, data_cfg, run_dir, resume=bool(args.resume))
+    record = train(config, data_cfg, run_dir, resume=bool(args.resume))  # refuses other settings
     if int(os.environ.get("RANK", "0")) == 0:
         print(describe(record))
     return 0
@@ -102,23 +127,35 @@ def configured(args: argparse.Namespace) -> tuple[TrainConfig, DataConfig, Path]
 
     overrides = {k: getattr(args, k) for k in TRAIN_OVERRIDES}
     config, data_cfg = train_settings(
-        args.recipe, data_dir=args.data_dir, dataset=args.dataset, train_limit=args.train_limit,
-        test_limit=args.test_limit, val_split=args.val_split, device=device_of(args),
-        dry_run=args.dry_run, save_model=args.save_model, progress=shows_progress(args),
-        **overrides,
+        args.recipe or "tutorial", data_dir=args.data_dir, dataset=args.dataset or "mnist",
+        train_limit=args.train_limit, test_limit=args.test_limit, val_split=args.val_split or 0,
+        device=device_of(args), dry_run=args.dry_run, save_model=args.save_model,
+        progress=shows_progress(args), tensorboard=args.tensorboard, **overrides,
     )
     return config, data_cfg, Path(args.out) if args.out else default_run_dir(config.recipe)
 
 
 def resumed(args: argparse.Namespace) -> tuple[TrainConfig, DataConfig, Path]:
-    """The settings saved in the run folder being resumed."""
+    """The settings saved in the run folder being resumed, with the flags given on top: the
+    trainer refuses those that change what the run learns (all but --epochs)."""
+    from digitlab.data import resolve_root
     from digitlab.training.runs import CONFIG, load_run
 
     run_dir = Path(args.resume)
+    if args.out and Path(args.out) != run_dir:
+        raise DigitlabError(f"--resume {run_dir} continues that folder in place; leave --out out")
     try:
         record = load_run(run_dir, partial=True)
     except DigitlabError as e:
         raise DigitlabError(f"cannot resume {run_dir}: {e}") from None
     if record.data is None:
         raise DigitlabError(f"cannot resume {run_dir}: its {CONFIG} has no data settings")
-    return record.config, record.data, run_dir
+    given = {k: getattr(args, k) for k in ("recipe", *TRAIN_OVERRIDES) if getattr(args, k) is not None}
+    given.update({k: True for k in ("dry_run", "save_model", "tensorboard") if getattr(args, k)})
+    if args.device or args.no_accel:
+        given["device"] = device_of(args)
+    config = dataclasses.replace(record.config, progress=shows_progress(args), **given)
+    data = {k: getattr(args, k) for k in DATA_OVERRIDES if getattr(args, k) is not None}
+    if args.data_dir:
+        data["root"] = resolve_root(args.data_dir)
+    return config, dataclasses.replace(record.data, **data), run_dir

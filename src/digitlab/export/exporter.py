@@ -135,6 +135,9 @@ def export_model(
     inputs = (check_pixels * 255).round().to(torch.uint8) if input_dtype == "uint8" else check_pixels
     with torch.inference_mode():
         expected = torch.cat([module(b) for b in _batches(inputs)])
+    if not bool(torch.isfinite(expected).all()):
+        raise ExportError("the model's own probabilities are not finite (NaN or inf): its weights "
+                          "or normalisation are broken; nothing was written")
     example = inputs[:2].clone()
     with atomic_path(out) as tmp:
         try:
@@ -153,7 +156,8 @@ def export_model(
             max_difference=float((got - expected).abs().max()),
             same_predictions=bool(torch.equal(got.argmax(1), expected.argmax(1))),
         )
-        if not check.same_predictions or check.max_difference > MAX_DIFFERENCE:
+        # `not <=`, never `>`: a NaN difference must fail the check, not slip past it
+        if not check.same_predictions or not check.max_difference <= MAX_DIFFERENCE:
             raise ExportError(
                 f"the {fmt} export does not reproduce PyTorch on {check.images} images "
                 f"(max difference {check.max_difference:.2e}, same predictions: "

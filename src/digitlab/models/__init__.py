@@ -63,5 +63,12 @@ def model_arguments(name: str) -> dict[str, Any]:
     return {p.name: p.default for p in parameters if p.name != "num_classes"}
 
 
+def num_classes_of(name: str, args: dict[str, Any]) -> int:
+    """How many classes model `name` built with builder arguments `args` tells apart."""
+    if "num_classes" in args:
+        return int(args["num_classes"])
+    return int(inspect.signature(_builder(name)).parameters["num_classes"].default)
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())

@@ -1,4 +1,9 @@
-"""Checkpoints: plain types and tensors only, so `torch.load(weights_only=True)` reads them."""
+"""Checkpoints: plain types and tensors only, so `torch.load(weights_only=True)` reads them.
+
+Every checkpoint digitlab writes carries a sha256 of its weights (training.integrity), checked
+when it is read; every checkpoint read, the tutorial's bare state_dict too, must hold finite
+weights of the shapes its model arguments give, and sane classes, mean, std and temperature.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +23,22 @@ from digitlab import __version__
 from digitlab.data import MNIST, MNIST_MEAN, MNIST_STD
 from digitlab.errors import CheckpointError, DigitlabError
 from digitlab.files import atomic_path, write_json
-from digitlab.models import create_model, list_models
+from digitlab.models import create_model, list_models, num_classes_of
 from digitlab.training.config import TrainConfig
+from digitlab.training.integrity import (
+    describe_names,
+    metadata_problem,
+    non_finite_tensors,
+    shape_problem,
+    weights_digest,
+)
 from digitlab.training.runs import History, RunRecord
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "digitlab-checkpoint"
 FORMAT_VERSION = 1
+DIGEST = "weights_sha256"  # the payload key of training.integrity.weights_digest (optional)
 DEFAULT_MODEL = Path(__file__).parents[1] / "weights" / "default.pt"
 
 
@@ -48,6 +61,7 @@ class Checkpoint:
     config: dict[str, Any] = field(default_factory=dict)
     optimizer_state: dict[str, Any] | None = None
     scheduler_state: dict[str, Any] | None = None
+    scaler_state: dict[str, Any] | None = None  # fp16 mixed precision's GradScaler (training.precision)
     rng_state: torch.Tensor | None = None
     digitlab_version: str = __version__
     origin: str = "digitlab"  # or "tutorial state_dict"
@@ -84,12 +98,19 @@ class Checkpoint:
 
 
 def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> None:
-    """Write `checkpoint` atomically."""
+    """Write `checkpoint` atomically, with the digest of its weights; weights holding a NaN or
+    an infinity are refused (CheckpointError) and nothing is written."""
+    state = {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()}
+    broken = non_finite_tensors(state)
+    if broken:
+        raise CheckpointError(f"refusing to write {path}: weights {describe_names(broken)} hold "
+                              "NaN or inf (the training diverged)")
     payload = dataclasses.asdict(checkpoint)
-    payload["state_dict"] = {k: v.detach().cpu() for k, v in checkpoint.state_dict.items()}
+    payload["state_dict"] = state
     payload.pop("origin")
     payload["format"] = FORMAT
     payload["format_version"] = FORMAT_VERSION
+    payload[DIGEST] = weights_digest(state)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -132,9 +153,11 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             f"({', '.join(list_models())}); pass a .pt file written by `digitlab train`"
         )
     logger.info("%s is a plain state_dict of %r (tutorial format)", path, model_name)
-    return Checkpoint(
+    checkpoint = Checkpoint(
         model_name=model_name, model_args={}, state_dict=payload, origin="tutorial state_dict"
     )
+    _check_values(path, checkpoint)
+    return checkpoint
 
 
 def _from_payload(path: Path, payload: dict[str, Any]) -> Checkpoint:
@@ -149,14 +172,50 @@ def _from_payload(path: Path, payload: dict[str, Any]) -> Checkpoint:
         checkpoint = Checkpoint(**{k: v for k, v in payload.items() if k in names})
     except TypeError as e:
         raise CheckpointError(f"{path} is a damaged digitlab checkpoint ({e})") from None
-    if not isinstance(checkpoint.temperature, (int, float)) or not checkpoint.temperature > 0:
-        raise CheckpointError(f"{path} is a damaged digitlab checkpoint (temperature "
-                              f"{checkpoint.temperature!r} is not a positive number)")
+    state = checkpoint.state_dict
+    if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CheckpointError(f"{path} is a damaged digitlab checkpoint (its state_dict is not "
+                              "a mapping of names to tensors)")
+    if DIGEST in payload and payload[DIGEST] != weights_digest(state):
+        raise CheckpointError(
+            f"{path} is damaged: its weights do not match the sha256 digest written with them "
+            "(the file changed on disk or in transfer); replace it with an intact copy"
+            + (" (reinstall digitlab)" if path.resolve() == DEFAULT_MODEL.resolve() else "")
+        )
     if checkpoint.model_name not in list_models():
         raise CheckpointError(
             f"{path} needs model {checkpoint.model_name!r}, which this digitlab does not have"
         )
+    _check_values(path, checkpoint)
     return checkpoint
+
+
+def _check_values(path: Path, checkpoint: Checkpoint) -> None:
+    """Refuse weights that are not finite or do not fit the model arguments, and broken metadata."""
+    broken = non_finite_tensors(checkpoint.state_dict)
+    if broken:
+        raise CheckpointError(
+            f"{path} holds weights that are not finite (NaN or inf in {describe_names(broken)}): "
+            "the training that wrote it diverged; train again with a lower --lr"
+        )
+    name, args = checkpoint.model_name, checkpoint.model_args
+    try:
+        expected = create_model(name, **args).state_dict()
+        num_classes = num_classes_of(name, args)
+    except (DigitlabError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path} is a damaged digitlab checkpoint (model {name!r} with "
+                              f"arguments {args!r}: {e})") from None
+    problem = shape_problem(checkpoint.state_dict, expected)
+    if problem:
+        raise CheckpointError(f"{path}: weights do not fit model {name!r} with arguments "
+                              f"{args!r} ({problem}); it is damaged or from another digitlab")
+    problem = metadata_problem(classes=checkpoint.classes, num_classes=num_classes,
+                               mean=checkpoint.mean, std=checkpoint.std,
+                               temperature=checkpoint.temperature)
+    if problem:
+        raise CheckpointError(f"{path} is a damaged digitlab checkpoint ({problem}); write it "
+                              "again with `digitlab train` or `digitlab pack`")
 
 
 def load_model(

@@ -16,6 +16,7 @@ LOSS_ALIASES = {"cross-entropy": "nll", "cross_entropy": "nll", "ce": "nll"}
 OPTIMIZERS = ("adadelta", "sgd", "adam", "adamw")
 SCHEDULERS = ("step", "onecycle", "none")
 PER_BATCH_SCHEDULERS = ("onecycle",)  # stepped after every batch; the others once per epoch
+AMP_MODES = ("off", "bf16", "fp16")  # mixed precision (training.precision): CUDA only
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class DataConfig:
         return cls(**{**kept, "root": Path(kept["root"])})
 
 
+_ADDED_SINCE_0_1 = {"amp": "off", "tensorboard": False}
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run; saved as the run's config.json."""
@@ -59,6 +63,7 @@ class TrainConfig:
     loss: str = "nll"  # training loss; evaluation always reports NLL so runs compare
     augment: dict[str, Any] | None = None  # AugmentConfig fields; None = no augmentation
     channels_last: bool = False  # NHWC memory format: faster convolutions on CPU
+    amp: str = "off"  # mixed precision on CUDA: off, bf16 or fp16 (training.precision)
     printed: int = 0  # typeset digits added to the training split (digitlab.writing.synthetic)
     redrawn: int = 0  # training digits re-drawn with an even pen and added (digitlab.writing.synthetic)
     batch_size: int = 64
@@ -70,6 +75,7 @@ class TrainConfig:
     device: str = "auto"
     save_model: bool = False
     progress: bool = True
+    tensorboard: bool = False  # also write TensorBoard event files into RUN/tensorboard/
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loss", LOSS_ALIASES.get(self.loss, self.loss))
@@ -91,13 +97,20 @@ class TrainConfig:
             (self.scheduler in SCHEDULERS,
              f"unknown scheduler {self.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}"),
             (self.weight_decay >= 0, f"--weight-decay must be at least 0 (got {self.weight_decay})"),
+            (self.amp in AMP_MODES, f"--amp must be bf16 or fp16 (got {self.amp!r})"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The settings as config.json holds them; those added since 0.1 only when they are not
+        at their default, so a run that uses none of them writes the file 0.1 wrote."""
+        values = dataclasses.asdict(self)
+        for name, default in _ADDED_SINCE_0_1.items():
+            if values[name] == default:
+                del values[name]
+        return values
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -10,6 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
+
+from digitlab.errors import DigitlabError
+from digitlab.training.precision import MixedPrecision
+
+
+class TrainingDiverged(DigitlabError):
+    """The training loss stopped being a finite number."""
+
+    def __init__(self, message: str, batch: int | None = None, loss: float | None = None) -> None:
+        super().__init__(message)
+        self.batch = batch  # 1-based, within the epoch
+        self.loss = loss
 
 
 @dataclass
@@ -35,6 +49,8 @@ class EvalStats:
     total: int
     confusion: torch.Tensor
     seconds: float
+    # up to `mistakes` misread images (as the model saw them, 1×H×W on the CPU), true, predicted
+    mistakes: list[tuple[torch.Tensor, int, int]] = field(default_factory=list)
 
     @property
     def accuracy(self) -> float:
@@ -58,12 +74,15 @@ def train_one_epoch(
     step_hook: Callable[[], None] | None = None,
     label_smoothing: float = 0.0,
     loss: str = "nll",
+    precision: MixedPrecision | None = None,
 ) -> TrainStats:
     """Train `model` (which returns log-probabilities) for one pass over `batches`.
 
     `loss` is "nll" (cross-entropy) or "mse": squared error between the softmax probabilities
     and one-hot targets, as part 2 of the tutorial tried. The loss is read back (a host sync)
-    only every `log_interval` batches. `step_hook` runs after each optimiser step.
+    only every `log_interval` batches and at the end; where it is then not finite, this raises
+    TrainingDiverged naming the first batch whose loss was not. `step_hook` runs after each
+    optimiser step; `precision` runs the step under autocast (training.precision).
     """
     model.train()
     total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
@@ -78,15 +97,21 @@ def train_one_epoch(
         if max_batches is not None and i >= max_batches:
             break
         optimizer.zero_grad(set_to_none=True)
-        value_t = _loss(model(images), labels, loss, label_smoothing)
-        value_t.backward()
-        optimizer.step()
+        with precision.autocast() if precision is not None else contextlib.nullcontext():
+            value_t = _loss(model(images), labels, loss, label_smoothing)
+        if precision is not None:
+            precision.backward_and_step(value_t, optimizer)
+        else:
+            value_t.backward()
+            optimizer.step()
         if step_hook is not None:
             step_hook()
         seen += len(labels)
-        weighted.append(value_t.detach() * len(labels))  # stays on the device: no sync here
+        weighted.append(value_t.detach().float() * len(labels))  # stays on the device: no sync here
         if i % log_interval == 0:
-            value = value_t.item()
+            value = value_t.item()  # the sync the log needs anyway, so checking it is free
+            if not math.isfinite(value):
+                raise _diverged(weighted)
             log.append((seen, value))
             elapsed = time.perf_counter() - start
             bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}")
@@ -94,7 +119,18 @@ def train_one_epoch(
     bar.close()
     mean_loss = torch.stack(weighted).sum().item() / seen if seen else 0.0
     seconds = time.perf_counter() - start  # after the sync above, so device work is counted
+    if not math.isfinite(mean_loss):
+        raise _diverged(weighted)
     return TrainStats(loss=mean_loss, samples=seen, seconds=seconds, log=log)
+
+
+def _diverged(weighted: list[torch.Tensor]) -> TrainingDiverged:
+    """The error for the first batch among `weighted` (loss × batch size) whose loss is not finite."""
+    losses = torch.stack(weighted).cpu()
+    bad = (~torch.isfinite(losses)).nonzero()
+    index = int(bad[0]) if len(bad) else len(losses) - 1
+    loss = float(losses[index])
+    return TrainingDiverged(f"the training loss is {loss} at batch {index + 1}", index + 1, loss)
 
 
 def _loss(log_probs: torch.Tensor, labels: torch.Tensor, name: str, smoothing: float) -> torch.Tensor:
@@ -117,12 +153,15 @@ def evaluate(
     num_classes: int = 10,
     *,
     max_batches: int | None = None,
+    mistakes: int = 0,
 ) -> EvalStats:
-    """Summed NLL loss / N, accuracy and confusion matrix of `model` over `batches`."""
+    """Summed NLL loss / N, accuracy and confusion matrix of `model` over `batches`, and the
+    first `mistakes` misread images."""
     model.eval()
     start = time.perf_counter()
     loss_sum = 0.0
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
+    kept: list[tuple[torch.Tensor, int, int]] = []
     for i, (images, labels) in enumerate(batches):
         if max_batches is not None and i >= max_batches:
             break
@@ -131,6 +170,9 @@ def evaluate(
         predicted = output.argmax(dim=1)
         pairs = (labels * num_classes + predicted).cpu()
         confusion += torch.bincount(pairs, minlength=num_classes**2).view(num_classes, num_classes)
+        if len(kept) < mistakes:
+            wrong = (predicted != labels).nonzero().flatten()[: mistakes - len(kept)].cpu()
+            kept += [(images[j].float().cpu(), int(labels[j]), int(predicted[j])) for j in wrong]
     total = int(confusion.sum())
     return EvalStats(
         loss=loss_sum / max(total, 1),
@@ -138,6 +180,7 @@ def evaluate(
         total=total,
         confusion=confusion,
         seconds=time.perf_counter() - start,
+        mistakes=kept,
     )
 
 

@@ -24,6 +24,9 @@ METRICS = "metrics.json"
 LAST = "last.pt"
 BEST = "best.pt"
 PLOT = "performance.png"
+TUTORIAL_WEIGHTS = "mnist_cnn.pt"  # --save-model: the tutorial's bare state_dict
+TENSORBOARD = "tensorboard"  # --tensorboard: the event files' folder
+RUN_FILES = (CONFIG, METRICS, LAST, BEST, PLOT, TUTORIAL_WEIGHTS)
 
 T = TypeVar("T")
 

@@ -1,4 +1,8 @@
-"""A whole training run: data, model, epochs, run folder, checkpoints, plot; resumable."""
+"""A whole training run: data, model, epochs, run folder, checkpoints, plot; resumable.
+
+A run folder that has a last.pt is continued, not overwritten (training.resume). A loss or a
+weight that stops being finite ends the run with TrainingDiverged, and is never saved.
+"""
 
 from __future__ import annotations
 
@@ -21,16 +25,20 @@ from digitlab.errors import ConfigError
 from digitlab.files import atomic_path
 from digitlab.models import count_parameters, create_model
 from digitlab.training import distributed
-from digitlab.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from digitlab.training.checkpoint import Checkpoint, save_checkpoint
 from digitlab.training.config import PER_BATCH_SCHEDULERS, DataConfig, TrainConfig
-from digitlab.training.engine import evaluate, resolve_device, train_one_epoch
+from digitlab.training.engine import EvalStats, TrainingDiverged, evaluate, resolve_device, train_one_epoch
+from digitlab.training.integrity import describe_names, non_finite_tensors
 from digitlab.training.optim import create_optimizer, create_scheduler
+from digitlab.training.precision import MixedPrecision, mixed_precision
+from digitlab.training.resume import Continuation, find_continuation, remove_stale_temp_files
 from digitlab.training.runs import (
     BEST,
     CONFIG,
     LAST,
     METRICS,
     PLOT,
+    TUTORIAL_WEIGHTS,
     EpochRecord,
     History,
     RunRecord,
@@ -38,6 +46,7 @@ from digitlab.training.runs import (
     load_run,
     save_run,
 )
+from digitlab.training.tensorboard import TensorBoardLog
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +73,14 @@ class _Learner:
     optimizer: torch.optim.Optimizer
     scheduler: Scheduler | None
     per_batch: bool  # the scheduler steps after every batch, not every epoch
+    precision: MixedPrecision | None  # --amp: autocast (and fp16's loss scaler); None: float32
 
 
 def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = False,
           on_epoch: Callable[[EpochRecord], None] | None = None) -> RunRecord:
-    """Train `config` on `data`, writing everything to `run_dir`; resume from its last.pt.
+    """Train `config` on `data`, writing everything to `run_dir`; continue it from its last.pt
+    when it has one (training.resume: the settings must match; `epochs` may grow). `resume`
+    says the caller expects a continuation: without a last.pt it starts at epoch 1, saying so.
 
     Under torchrun each process trains on its shard of every epoch with gradients all-reduced
     (DistributedDataParallel); rank 0 alone writes the run folder. `on_epoch` is called on rank 0
@@ -78,22 +90,32 @@ def train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool = F
     device = resolve_device(config.device)
     ranks = distributed.from_environment(device)
     try:
-        return _train(config, data, ranks.broadcast(run_dir), resume, ranks, ranks.device(device),
-                      on_epoch)
-    finally:
-        distributed.shutdown(ranks)
+        record = _train(config, data, ranks.broadcast(run_dir), resume, ranks, ranks.device(device),
+                        on_epoch)
+    except BaseException:
+        distributed.shutdown(ranks, wait_for_others=False)  # they may be stuck in a collective
+        raise
+    distributed.shutdown(ranks)
+    return record
 
 
 def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
            ranks: distributed.Distributed, device: torch.device,
            on_epoch: Callable[[EpochRecord], None] | None = None) -> RunRecord:
+    continuation = _prepare_folder(config, data, run_dir, resume, ranks)
+    config = continuation.config if continuation is not None else config
+    precision = mixed_precision(config.amp, device)  # refused before the data loads
+    board = TensorBoardLog.open(run_dir) if config.tensorboard and ranks.is_main else None
     torch.manual_seed(config.seed)
     batches = _load_batches(config, data, ranks, device)
-    learner = _build_learner(config, len(batches.spec.classes), len(batches.train), ranks, device)
+    learner = _build_learner(config, len(batches.spec.classes), len(batches.train), ranks, device,
+                             precision)
     record, start_epoch = _new_record(config, data, run_dir, device, learner.model), 1
-    if resume:
-        start_epoch, history = _restore(run_dir, learner)
-        record = dataclasses.replace(record, history=history)
+    if continuation is not None:
+        start_epoch = _restore(continuation, learner)
+        record = dataclasses.replace(record, history=continuation.checkpoint.history)
+        if continuation.extended and ranks.is_main:
+            save_run(dataclasses.replace(continuation.saved, config=config), CONFIG)
     elif ranks.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_run(record, CONFIG)
@@ -104,15 +126,35 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
     )
     epochs = 1 if config.dry_run else config.epochs
     best = record.history.best_score
-    for epoch in range(start_epoch, epochs + 1):
-        _run_epoch(config, epoch, epochs, batches, learner, ranks, record.history)
-        if ranks.is_main:
-            best = _save_epoch(config, record, batches, learner, epoch, best)
-            if on_epoch is not None:
-                on_epoch(record.history.epochs[-1])
+    try:
+        for epoch in range(start_epoch, epochs + 1):
+            tested = _run_epoch(config, epoch, epochs, batches, learner, ranks, record.history)
+            if ranks.is_main:
+                best = _save_epoch(config, record, batches, learner, epoch, best)
+                if board is not None:
+                    board.write_epoch(record.history, tested, list(batches.spec.classes))
+                if on_epoch is not None:
+                    on_epoch(record.history.epochs[-1])
+    finally:
+        if board is not None:
+            board.close()
     if ranks.enabled:
         record = _check_ranks(record, learner.model, ranks)
     return _finish(config, learner.model, record, write=ranks.is_main)
+
+
+def _prepare_folder(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
+                    ranks: distributed.Distributed) -> Continuation | None:
+    """Clear what killed saves left behind; the continuation of `run_dir`, if it has a last.pt."""
+    if ranks.is_main and run_dir.is_dir():
+        remove_stale_temp_files(run_dir)
+    continuation = find_continuation(config, data, run_dir)
+    if continuation is None and resume:
+        logger.warning("%s has no %s (no epoch finished yet): starting at epoch 1", run_dir, LAST)
+    elif continuation is not None and continuation.start_epoch > continuation.config.epochs:
+        logger.info("%s has finished its %d epochs: nothing to train (--epochs N trains it "
+                    "further)", run_dir, continuation.config.epochs)
+    return continuation
 
 
 def _new_record(config: TrainConfig, data: DataConfig, run_dir: Path, device: torch.device,
@@ -149,35 +191,41 @@ def _load_batches(config: TrainConfig, data: DataConfig, ranks: distributed.Dist
 
 
 def _build_learner(config: TrainConfig, classes: int, steps_per_epoch: int,
-                   ranks: distributed.Distributed, device: torch.device) -> _Learner:
+                   ranks: distributed.Distributed, device: torch.device,
+                   precision: MixedPrecision | None = None) -> _Learner:
     model = create_model(config.model, num_classes=classes, **config.model_args)
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)  # inputs are N×1×H×W: same layout either way
+    model = ranks.sync_batchnorm(model, device)  # before the optimiser sees its parameters
     optimizer = create_optimizer(config, model.parameters())
     scheduler = create_scheduler(config, optimizer, steps_per_epoch)
     per_batch = scheduler is not None and config.scheduler in PER_BATCH_SCHEDULERS
-    return _Learner(model, ranks.wrap(model), optimizer, scheduler, per_batch)
+    return _Learner(model, ranks.wrap(model), optimizer, scheduler, per_batch, precision)
 
 
 def _run_epoch(config: TrainConfig, epoch: int, epochs: int, batches: _Batches, learner: _Learner,
-               ranks: distributed.Distributed, history: History) -> None:
-    """Train and test one epoch; add what it measured to `history`."""
+               ranks: distributed.Distributed, history: History) -> EvalStats:
+    """Train and test one epoch; add what it measured to `history`; return the test result."""
     limit = 1 if config.dry_run else None
     batches.train.set_epoch(epoch)
     lr = learner.optimizer.param_groups[0]["lr"]
     scheduler = learner.scheduler
-    stats = train_one_epoch(
-        learner.trained, batches.train, learner.optimizer, log_interval=config.log_interval,
-        max_batches=limit, progress=config.progress and ranks.is_main,
-        description=f"epoch {epoch}/{epochs}",
-        step_hook=scheduler.step if scheduler is not None and learner.per_batch else None,
-        label_smoothing=config.label_smoothing, loss=config.loss,
-    )
+    try:
+        stats = train_one_epoch(
+            learner.trained, batches.train, learner.optimizer, log_interval=config.log_interval,
+            max_batches=limit, progress=config.progress and ranks.is_main,
+            description=f"epoch {epoch}/{epochs}",
+            step_hook=scheduler.step if scheduler is not None and learner.per_batch else None,
+            label_smoothing=config.label_smoothing, loss=config.loss, precision=learner.precision,
+        )
+    except TrainingDiverged as e:
+        raise _diverged(config, epoch, f"at batch {e.batch}: the loss is {e.loss}") from None
     if scheduler is not None and not learner.per_batch:
         scheduler.step()
     classes = len(batches.spec.classes)
-    result = evaluate(learner.model, batches.test, classes, max_batches=limit)
+    result = evaluate(learner.model, batches.test, classes, max_batches=limit,
+                      mistakes=16 if config.tensorboard and ranks.is_main else 0)
     checked = evaluate(learner.model, batches.val, classes, max_batches=limit) if batches.val else None
     seen_before, world = history.samples, ranks.world_size  # every rank's batches count
     history.train += [TrainPoint(epoch, seen_before + world * s, loss) for s, loss in stats.log]
@@ -194,12 +242,22 @@ def _run_epoch(config: TrainConfig, epoch: int, epochs: int, batches: _Batches, 
         result.loss, 100 * result.accuracy, result.correct, result.total,
         stats.seconds + result.seconds, stats.images_per_s,
     )
+    return result
+
+
+def _diverged(config: TrainConfig, epoch: int, what: str) -> TrainingDiverged:
+    saved = f"{LAST} keeps epoch {epoch - 1}" if epoch > 1 else "no checkpoint was written"
+    return TrainingDiverged(f"training diverged in epoch {epoch} {what} (lr {config.lr:g}); "
+                            f"{saved}: train again with a lower --lr")
 
 
 def _save_epoch(config: TrainConfig, record: RunRecord, batches: _Batches, learner: _Learner,
                 epoch: int, best: float) -> float:
     """Write last.pt, best.pt when this epoch is the best so far, and metrics.json; return the
-    best score."""
+    best score. Weights holding a NaN or an infinity are never saved."""
+    broken = non_finite_tensors(learner.model.state_dict())
+    if broken:
+        raise _diverged(config, epoch, f"(weights {describe_names(broken)} hold NaN or inf)")
     checkpoint = _checkpoint(config, batches, learner, epoch, record.history)
     save_checkpoint(record.path / LAST, checkpoint)
     score = record.history.epochs[-1].selection_score  # the test set picks only without a split
@@ -258,25 +316,25 @@ def _checkpoint(config: TrainConfig, batches: _Batches, learner: _Learner, epoch
         config=config.to_dict(),
         optimizer_state=learner.optimizer.state_dict(),
         scheduler_state=learner.scheduler.state_dict() if learner.scheduler is not None else None,
+        scaler_state=learner.precision.state_dict() if learner.precision is not None else None,
         rng_state=torch.get_rng_state(),
     )
 
 
-def _restore(run_dir: Path, learner: _Learner) -> tuple[int, History]:
-    """Load last.pt into `learner`: the epoch to continue from and the history so far."""
-    path = run_dir / LAST
-    if not path.is_file():
-        raise ConfigError(f"cannot resume {run_dir}: it has no {LAST} (no epoch finished yet)")
-    checkpoint = load_checkpoint(path)
+def _restore(continuation: Continuation, learner: _Learner) -> int:
+    """Load last.pt into `learner`; return the epoch to continue from."""
+    checkpoint = continuation.checkpoint
     learner.model.load_state_dict(checkpoint.state_dict)
     if checkpoint.optimizer_state:
         learner.optimizer.load_state_dict(checkpoint.optimizer_state)
     if learner.scheduler is not None and checkpoint.scheduler_state:
         learner.scheduler.load_state_dict(checkpoint.scheduler_state)
+    if learner.precision is not None:
+        learner.precision.load_state_dict(checkpoint.scaler_state)
     if checkpoint.rng_state is not None:
         torch.set_rng_state(checkpoint.rng_state)
-    logger.info("resuming %s after epoch %d", run_dir, checkpoint.epoch)
-    return checkpoint.epoch + 1, checkpoint.history
+    logger.info("resuming %s after epoch %d", continuation.saved.path, checkpoint.epoch)
+    return continuation.start_epoch
 
 
 def _finish(config: TrainConfig, model: nn.Module, record: RunRecord, write: bool) -> RunRecord:
@@ -290,6 +348,6 @@ def _finish(config: TrainConfig, model: nn.Module, record: RunRecord, write: boo
     save_figure(plot_performance([saved]), record.path / PLOT)
     if config.save_model:
         # The tutorial's format: a bare state_dict its own classify script can load.
-        with atomic_path(record.path / "mnist_cnn.pt") as tmp:
+        with atomic_path(record.path / TUTORIAL_WEIGHTS) as tmp:
             torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
     return saved
