@@ -131,8 +131,11 @@ def test_serve_refuses_a_model_that_answers_nan_before_listening(tmp_path, monke
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("uvicorn started"))
     broken = broken_model_predictor()
     checkpoint = broken.checkpoint
-    checkpoint.state_dict = broken.backend.model.state_dict()
-    save_checkpoint(tmp_path / "nan.pt", checkpoint)
+    save_checkpoint(tmp_path / "nan.pt", checkpoint)  # digitlab never writes NaN weights itself:
+    payload = torch.load(tmp_path / "nan.pt", weights_only=True)  # a foreign file holds them
+    payload["state_dict"] = broken.backend.model.state_dict()
+    payload.pop("weights_sha256")
+    torch.save(payload, tmp_path / "nan.pt")
     with pytest.raises(CheckpointError) as caught:
         serve(ServiceSettings(model=str(tmp_path / "nan.pt")))
     assert "\n" not in str(caught.value) and ("NaN" in str(caught.value) or "finite" in str(caught.value))
