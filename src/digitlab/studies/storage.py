@@ -131,12 +131,37 @@ def open_storage(url: str, heartbeat: int | None = None) -> RDBStorage:
                      "heartbeat_stale_trial_callback": callback}
         for attempt in range(4):
             try:
-                return optuna.storages.RDBStorage(engine, engine_kwargs=kwargs, **retry)
+                storage = optuna.storages.RDBStorage(engine, engine_kwargs=kwargs, **retry)
+                if engine.startswith("sqlite"):
+                    _serialise_sqlite(storage.engine)
+                return storage
             except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
                 error = e  # workers starting together race to create the tables: try again
                 time.sleep(0.5 * (attempt + 1))
     detail = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
     raise ConfigError(f"cannot open the study storage {shown(url)}: {detail}")
+
+
+def _serialise_sqlite(engine: Any) -> None:
+    """Make every transaction on a SQLite study take the write lock when it begins.
+
+    Python's sqlite3 module starts a transaction only at the first write, so the SELECT with
+    which a worker finds a waiting trial runs outside it: two workers can both see the trial
+    waiting and both take it (and train the same run into the same folder). With BEGIN
+    IMMEDIATE the find and the take are one transaction, and workers queue for it (the
+    connection's 60 s busy timeout), as SQLAlchemy's pysqlite notes recommend.
+    """
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.isolation_level = None  # the driver emits no BEGIN of its own
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made while Optuna created the tables lack the hook
 
 
 def create_or_join(url: str, name: str, kind: str, heartbeat: int) -> tuple[Study, bool]:
