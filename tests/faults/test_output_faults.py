@@ -44,11 +44,11 @@ def _mounted(folder: Path, options: str) -> Iterator[Path]:
         subprocess.run(["umount", "--lazy", str(folder)], check=False)
 
 
-def fill(folder: Path, leave: int = FREE_BYTES) -> None:
+def fill(folder: Path, leave: int = FREE_BYTES, name: str = "filler") -> None:
     """Fill the file system of `folder` until only `leave` bytes are free."""
     stats = os.statvfs(folder)
     size = max(0, stats.f_bavail * stats.f_frsize - leave)
-    with open(folder / "filler", "wb") as f:
+    with open(folder / name, "wb") as f:
         with contextlib.suppress(OSError):
             f.write(b"\0" * size)
 
@@ -187,3 +187,73 @@ def test_atomic_path_blames_the_output_only_for_the_output(tmp_path):
             atomic_path(tmp_path / "out" / "result.json") as tmp:
         raise OSError(28, "No space left on device")  # as a write() reports it: no file name
     assert not (tmp_path / "out").exists()  # the folder made for the file is gone with it
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    """Three drawn digits to classify."""
+    from tests.drawing import digit_image
+
+    folder = tmp_path_factory.mktemp("digits")
+    for digit in "147":
+        digit_image(digit, size=64).save(folder / f"digit-{digit}.png")
+    return folder
+
+
+@pytest.mark.parametrize("place", PLACES)
+def test_pictures_that_cannot_be_written_leave_the_results_printed(request, capsys, digits, place):
+    out = request.getfixturevalue(place)
+    code = main(["classify", str(digits), "--json", "--show", str(out / "show")])
+    stdout, err = capsys.readouterr()
+    results = json.loads(stdout)  # every result, as JSON, although no picture could be written
+    assert [r["digit"] for r in results] == [1, 4, 7] and not any("show" in r for r in results)
+    lines = [line for line in err.splitlines() if line.startswith("digitlab: error:")]
+    assert code == 1 and len(lines) == 1 and str(out) in lines[0] and "Traceback" not in err, err
+    assert any(cause in lines[0] for cause in CAUSES[place])
+    assert_whole(out)
+
+
+@pytest.mark.parametrize("place", PLACES)
+def test_a_results_file_that_cannot_be_written_is_one_line(request, capsys, digits, place):
+    out = request.getfixturevalue(place)
+    if place == "full_disk":
+        fill(out, leave=0, name="the-rest")  # a few records would fit in what is left
+    argv = ["classify", str(digits), "--jsonl", "--output", str(out / "r.jsonl")]
+    line = one_line_error(capsys, argv, place)
+    assert str(out) in line
+    assert_whole(out)
+    assert not (out / "r.jsonl").exists() if out.is_dir() else True
+
+
+def test_a_full_standard_output_is_one_line(digits):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([sys.executable, "-m", "digitlab", "classify", str(digits), "--jsonl"],
+                                stdout=full, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr and "Exception" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "digitlab: error: cannot write standard output: no space left on device; "
+        "free some space or write elsewhere")
+
+
+def test_a_folder_that_cannot_be_read_is_one_line_and_the_rest_is_read(capsys, digits, tmp_path, monkeypatch):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    if os.geteuid() == 0:  # root reads any folder: refuse as the kernel does for anyone else
+        scandir = os.scandir
+
+        def refuse(path):
+            if os.fspath(path) == str(locked):
+                raise PermissionError(13, "Permission denied", str(path))
+            return scandir(path)
+
+        monkeypatch.setattr(os, "scandir", refuse)
+    else:
+        locked.chmod(0)
+    try:
+        code = main(["classify", str(locked), str(digits / "digit-7.png"), "--jsonl"])
+    finally:
+        locked.chmod(0o755)
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and records[1]["digit"] == 7 and "Traceback" not in err
+    assert err.splitlines()[0] == f"digitlab: error: {locked}: cannot list this folder (Permission denied)"
