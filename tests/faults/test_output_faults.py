@@ -257,3 +257,22 @@ def test_a_folder_that_cannot_be_read_is_one_line_and_the_rest_is_read(capsys, d
     records = [json.loads(line) for line in out.splitlines()]
     assert code == 1 and records[1]["digit"] == 7 and "Traceback" not in err
     assert err.splitlines()[0] == f"digitlab: error: {locked}: cannot list this folder (Permission denied)"
+
+
+def test_a_disk_that_fills_up_under_resume_loses_nothing(capsys, full_disk, tmp_path):
+    """The disk fills up part-way through a --resume run: one line, exit 1; once there is room,
+    the same command finishes the file as an uninterrupted run would have written it."""
+    from tests.drawing import DIGITS, digit_image
+
+    images = tmp_path / "many"
+    images.mkdir()
+    for i in range(30):  # ~700 bytes a record: more than the 8 KB left
+        digit_image(DIGITS[i % len(DIGITS)], size=48).save(images / f"{i:02d}.png")
+    assert main(["classify", str(images), "--jsonl"]) == 0
+    whole = capsys.readouterr().out
+    out = full_disk / "results.jsonl"
+    line = one_line_error(capsys, ["classify", str(images), "--resume", str(out)], "full_disk")
+    assert str(out) in line and 0 < out.stat().st_size < len(whole)
+    (full_disk / "filler").unlink()  # room again
+    assert main(["classify", str(images), "--resume", str(out)]) == 0
+    assert out.read_text() == whole and not leftovers(full_disk)

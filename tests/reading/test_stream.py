@@ -1,6 +1,7 @@
 """Classifying as a stream: worker processes give the same readings as one batch in one
 process, in input order, with a bounded number of files in flight."""
 
+import os
 import time
 
 import pytest
@@ -106,3 +107,14 @@ def test_an_unexpected_failure_on_one_file_is_that_files_error(predictor, drawn,
     results = list(classify_stream(predictor, drawn[:5]))
     assert [r.reading is None for r in results] == [False, False, True, False, False]
     assert "ValueError: odd image" in results[2].error and "bug" in results[2].error
+
+
+def die(chunk):
+    os._exit(9)  # as the kernel's OOM killer would end it
+
+
+def test_a_worker_that_dies_is_one_clear_error():
+    from digitlab.errors import DigitlabError
+
+    with OrderedPool(2) as pool, pytest.raises(DigitlabError, match="worker process stopped unexpectedly"):
+        list(pool.map(die, [[1], [2]]))

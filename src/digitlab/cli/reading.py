@@ -92,7 +92,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     inputs, total = classify_inputs(args, run)
     jobs = worker_count(args.jobs, total)
     with worker_pool(jobs) if jobs > 1 else contextlib.nullcontext() as pool:  # before the model
-        predictor = load_predictor(args.model, args.backend, args.device)
+        predictor = load_predictor(args.model, args.backend, args.device, threads=1 if pool else None)
         run.start = time.perf_counter()  # the rate is of reading: loading torch and the model aside
         options = StreamOptions(top_k=args.top_k, pipeline=args.preprocess, number=args.number,
                                 min_confidence=args.min_confidence, keep_images=bool(args.show))
@@ -159,10 +159,17 @@ def worker_count(jobs: int | None, total: int | None) -> int:
     return jobs or default_jobs()
 
 
-def load_predictor(model: str | None, backend: str, device: str = "cpu") -> Predictor:
+def load_predictor(model: str | None, backend: str, device: str = "cpu",
+                   threads: int | None = None) -> Predictor:
+    """The model to read with; `threads` for PyTorch and onnxruntime (1 beside busy workers:
+    more would wait on each other, as batches of 28×28 are small)."""
+    import torch
+
     from digitlab.reading.predictor import Predictor
     from digitlab.training.engine import resolve_device
 
+    if threads:
+        torch.set_num_threads(threads)
     if backend == "onnxruntime" and not model:
         raise ConfigError("--backend onnxruntime needs --model MODEL.onnx (from `digitlab export`)")
     if backend == "onnxruntime" and device not in ("cpu", "auto"):
@@ -183,6 +190,8 @@ def open_output(args: argparse.Namespace, fmt: str) -> Iterator[tuple[IO[str], b
             with open(path, "a", encoding="utf-8", newline="") as f:
                 yield f, f.tell() == 0
         except OSError as e:
+            if not _is_write_error(e, path):
+                raise
             raise output_error(e, path) from None
     elif args.output:
         with atomic_path(args.output) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
@@ -191,12 +200,17 @@ def open_output(args: argparse.Namespace, fmt: str) -> Iterator[tuple[IO[str], b
         try:
             yield sys.stdout, True
             sys.stdout.flush()
-        except BrokenPipeError:
-            raise
         except OSError as e:
+            if isinstance(e, BrokenPipeError) or not _is_write_error(e, None):
+                raise  # a closed pipe ends the command quietly (cli.main)
             with contextlib.suppress(OSError, ValueError):  # the unwritten rest cannot fail again at exit
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise output_error(e, "standard output") from None
+
+
+def _is_write_error(error: OSError, path: Path | None) -> bool:
+    # a write to an open stream names no file; opening the resume file names it
+    return error.filename is None or (path is not None and Path(error.filename) == path)
 
 
 def result_writer(stream: IO[str], fmt: str, args: argparse.Namespace, predictor: Predictor,

@@ -19,7 +19,10 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
+
+from digitlab.errors import DigitlabError
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -83,6 +86,9 @@ class OrderedPool:
             except TimeoutError:
                 yield []
                 continue
+            except BrokenProcessPool:
+                raise DigitlabError("a worker process stopped unexpectedly (killed, or out of memory?); "
+                                    "run again, perhaps with fewer --jobs") from None
             pending.popleft()
             for chunk in itertools.islice(chunks, 1):  # keep the window full
                 pending.append(self.executor.submit(function, chunk, *args))
