@@ -20,6 +20,10 @@ class ConfigError(DigitlabError):
     """A setting or flag has an impossible value."""
 
 
+class OutputError(DigitlabError):
+    """An output file or folder cannot be written: no permission, a file in the way, a full disk."""
+
+
 class ImageError(DigitlabError):
     """An input image cannot be read."""
 

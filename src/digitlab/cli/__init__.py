@@ -7,6 +7,7 @@ imports what its command needs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -54,3 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("digitlab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `digitlab classify ... | head`: the reader has all it wants
+        with contextlib.suppress(OSError, ValueError):  # so that flushing at exit cannot raise again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as e:  # a file fault no command turned into a DigitlabError: still one line
+        from digitlab.files import describe_os_error
+
+        print(f"digitlab: error: {describe_os_error(e)}", file=sys.stderr)
+        return 1

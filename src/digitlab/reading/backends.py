@@ -50,6 +50,10 @@ class TorchBackend:
         return self._checkpoint
 
     def probabilities(self, pixels: torch.Tensor, calibrated: bool) -> torch.Tensor:
+        if len(pixels) == 1:
+            # A batch of one runs other CPU kernels, whose last bits differ (up to 1e-6); run
+            # it as two so that an image gets the same numbers alone as in any batch.
+            return self.probabilities(pixels.expand(2, *pixels.shape[1:]), calibrated)[:1]
         x = normalise(pixels.to(self.device, torch.float32).unsqueeze(1), self._checkpoint.mean,
                       self._checkpoint.std).contiguous(memory_format=torch.channels_last)
         log_probs = self.model(x).cpu()
@@ -66,6 +70,10 @@ def onnx_session(path: str | os.PathLike[str], threads: int | None = None) -> An
         raise ConfigError("the onnxruntime backend needs `pip install 'digitlab[export]'`") from None
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1  # one graph, run node after node: no second pool to wait on
+    # ALL fuses conv+bias+ReLU and picks blocked layouts: measured 1.31× PyTorch's images/s per
+    # CPU-second for the shipped model (BASIC: 0.89×), the same digit for all 10,000 test images
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

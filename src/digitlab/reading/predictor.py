@@ -20,6 +20,7 @@ from digitlab.models.temperature import temper_probabilities
 from digitlab.reading.backends import Backend, OnnxBackend, TorchBackend
 from digitlab.reading.images import ImageInput, to_image
 from digitlab.reading.pipelines import DEFAULT_PIPELINE, preprocess
+from digitlab.reading.preprocess import Prepared
 from digitlab.reading.results import DigitReading, NumberReading
 from digitlab.training.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
 
@@ -135,6 +136,12 @@ class Predictor:
         `pipeline` defaults to the one that suits the model's data set (`self.pipeline`).
         """
         prepared = [preprocess(to_image(image), pipeline or self.pipeline) for image in images]
+        return self.read_prepared(prepared, min_confidence, top_k=top_k)
+
+    def read_prepared(self, prepared: Sequence[Prepared], min_confidence: float = MIN_CONFIDENCE, *,
+                      top_k: int = 1) -> list[DigitReading]:
+        """One reading per image already preprocessed (reading.pipelines.preprocess, perhaps in
+        another process), classified as one batch."""
         inked = [i for i, p in enumerate(prepared) if p.has_ink]
         probabilities = self.predict(torch.stack([prepared[i].pixels for i in inked])) if inked else None
         found = dict(zip(inked, probabilities if probabilities is not None else [], strict=True))

@@ -14,7 +14,7 @@ from torch import nn
 from digitlab.data import DatasetSpec, get_dataset, load_split
 from digitlab.data.loader import TensorLoader
 from digitlab.errors import CheckpointError
-from digitlab.files import write_json
+from digitlab.files import output_dir, write_json
 from digitlab.reports.metrics import most_confused, per_class_report
 from digitlab.reports.plots import plot_confusion, save_figure
 from digitlab.training.checkpoint import Checkpoint, load_model
@@ -71,9 +71,10 @@ def evaluate_checkpoint(
 
 def write_evaluation(report: EvaluationReport, out_dir: Path) -> tuple[Path, Path]:
     """Write report.json and confusion.png into `out_dir`."""
-    out_dir.mkdir(parents=True, exist_ok=True)
     json_path, png_path = out_dir / "report.json", out_dir / "confusion.png"
-    write_json(json_path, report.to_dict())
     title = f"{Path(report.checkpoint).name}: accuracy {100 * report.stats.accuracy:.2f}%"
-    save_figure(plot_confusion(report.stats.confusion.numpy(), report.classes, title), png_path)
+    figure = plot_confusion(report.stats.confusion.numpy(), report.classes, title)
+    with output_dir(out_dir):
+        write_json(json_path, report.to_dict())
+        save_figure(figure, png_path)
     return json_path, png_path

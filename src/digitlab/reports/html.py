@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from digitlab import __version__
-from digitlab.files import atomic_path, write_json, write_text
+from digitlab.files import atomic_path, output_dir, write_json, write_text
 from digitlab.reports.calibration import ECE_BINS
 from digitlab.reports.plots import plot_confusion, plot_digits, plot_performance, plot_reliability
 
@@ -241,13 +241,14 @@ def write_html_report(report: Report, out_dir: str | os.PathLike[str]) -> Path:
         )
     if report.run is not None:
         figures["curves.png"] = plot_performance([report.run])
-    for stale in {"mistakes.png", "curves.png"} - figures.keys():  # from an earlier report here
-        (out / stale).unlink(missing_ok=True)
     images = {name: figure_png(fig) for name, fig in figures.items()}
-    for name, png in images.items():
-        with atomic_path(out / name) as tmp:
-            tmp.write_bytes(png)
-    write_json(out / "report.json", report.to_dict())
     page = out / "report.html"
-    write_text(page, render_html(report, images))
+    with output_dir(out):
+        for stale in {"mistakes.png", "curves.png"} - figures.keys():  # from an earlier report here
+            (out / stale).unlink(missing_ok=True)
+        for name, png in images.items():
+            with atomic_path(out / name) as tmp:
+                tmp.write_bytes(png)
+        write_json(out / "report.json", report.to_dict())
+        write_text(page, render_html(report, images))
     return page

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.reading.files import FileReading
 from digitlab.reading.results import NumberReading
+from digitlab.reading.stream import FileReading
 from digitlab.reports.plots import plot_prediction, save_figure
 
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from digitlab.data import MNIST, DatasetSpec
-from digitlab.files import atomic_path
+from digitlab.files import atomic_path, output_dir
 
 SAMPLE_CONDITIONS = ("paper", "canvas", "photo")  # how users hand us digits (see digitlab.writing.wild)
 PRODUCT_CONDITIONS = ("catalogue", "raw")  # objects: dark on a white backdrop, or as stored
@@ -26,18 +26,18 @@ def write_samples(
     Digits are re-drawn on paper, a canvas and in a photo (digitlab.writing.wild); other data sets'
     images are written as a product photo (dark on white, enlarged) and as stored (28×28).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     picked = torch.cat([(labels == c).nonzero().flatten()[:per_class] for c in range(len(spec.classes))])
-    if not spec.digits:
-        return _write_pictures(images[picked], labels[picked], out_dir, spec)
-    from digitlab.writing.wild import render_condition
+    with output_dir(out_dir):
+        if not spec.digits:
+            return _write_pictures(images[picked], labels[picked], out_dir, spec)
+        from digitlab.writing.wild import render_condition
 
-    written = []
-    for condition in SAMPLE_CONDITIONS:
-        samples = render_condition(condition, images[picked], labels[picked], len(picked), seed)
-        for k, sample in enumerate(samples):
-            written.append(_save(sample.image, out_dir / f"{condition}-digit-{sample.label}-{k:02d}.png"))
-    return written
+        written = []
+        for condition in SAMPLE_CONDITIONS:
+            samples = render_condition(condition, images[picked], labels[picked], len(picked), seed)
+            for k, sample in enumerate(samples):
+                written.append(_save(sample.image, out_dir / f"{condition}-digit-{sample.label}-{k:02d}.png"))
+        return written
 
 
 def _write_pictures(images: torch.Tensor, labels: torch.Tensor, out_dir: Path,
