@@ -144,10 +144,6 @@ def commands(out: Path, run: Path, data: Path) -> dict[str, tuple[list[str], Pat
 def test_an_output_fault_is_one_line_and_leaves_nothing_half_written(
     request, capsys, tiny_run, mnist_root, command, place,
 ):
-    if (command, place) == ("export", "full_disk"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "export/exporter.py (branch train) wraps the write's OSError in ExportError, which "
-            "names no path: it should let OSError through to atomic_path")))
     out = request.getfixturevalue(place)
     before = sorted(p.name for p in out.iterdir()) if out.is_dir() else None
     argv, target = commands(out, tiny_run, mnist_root)[command]
@@ -166,9 +162,7 @@ def test_a_torchscript_export_onto_a_full_disk_is_one_line(full_disk, tiny_run, 
          "--check-limit", "100", "--data-dir", str(mnist_root), "--out", str(full_disk / "model.ts")],
         capture_output=True, text=True, timeout=300,
     )
-    if result.returncode != 1:
-        pytest.xfail("export/exporter.py (branch train): torch.jit.save aborts on a full disk "
-                     f"(exit {result.returncode}); it should save into memory, then write the bytes")
+    assert result.returncode == 1, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("digitlab: error:")]
     assert len(lines) == 1 and str(full_disk / "model.ts") in lines[0] and "no space" in lines[0]
     assert not leftovers(full_disk)

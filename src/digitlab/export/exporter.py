@@ -10,6 +10,7 @@ MAX_DIFFERENCE. The file appears only once that check has passed (temp file, the
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -103,7 +104,11 @@ def _export_torchscript(module: Exportable, example: torch.Tensor, path: Path,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         traced = torch.jit.trace(module, example)
-        torch.jit.save(traced, str(path), _extra_files={"classes.json": json.dumps(classes)})
+        # Into memory first: torch.jit.save's file writer aborts the whole process when the
+        # disk fills (it throws in a C++ destructor); a Python write raises OSError instead.
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={"classes.json": json.dumps(classes)})
+    path.write_bytes(buffer.getvalue())
 
 
 def _run_onnx(path: Path, pixels: torch.Tensor) -> torch.Tensor:
@@ -147,7 +152,7 @@ def export_model(
             else:
                 _export_torchscript(module, example, tmp, checkpoint.classes)
                 got = _run_torchscript(tmp, inputs)
-        except DigitlabError:
+        except (DigitlabError, OSError):  # an OSError is the output's: atomic_path names it
             raise
         except Exception as e:  # the exporters raise many kinds; say which step failed
             raise ExportError(f"could not export to {fmt}: {type(e).__name__}: {e}") from None
