@@ -52,21 +52,25 @@ def test_a_diverging_run_exits_1_in_one_line_and_writes_no_checkpoint(mnist_root
 
 
 def test_a_process_killed_while_saving_resumes_and_leaves_nothing_behind(mnist_root, tmp_path):
-    straight = tmp_path / "straight"
-    assert main(train_args(mnist_root, straight)) == 0
-
     script = tmp_path / "dies_while_saving.py"
     script.write_text(DIES_WHILE_SAVING)
-    run = tmp_path / "run"
+
+    def train(out, die_at_save):  # each in a fresh process, so all run on the same threads
+        return subprocess.run([sys.executable, str(script), str(die_at_save),
+                               *train_args(mnist_root, out)],
+                              capture_output=True, text=True, timeout=240)
+
+    straight, run = tmp_path / "straight", tmp_path / "run"
+    assert train(straight, 0).returncode == 0
     # saves: epoch 1 last.pt (1), best.pt (2); epoch 2 last.pt (3): killed inside it
-    killed = subprocess.run([sys.executable, str(script), "3", *train_args(mnist_root, run)],
-                            capture_output=True, text=True, timeout=240)
+    killed = train(run, 3)
     assert killed.returncode == -9, killed.stderr[-2000:]
     left = list(run.glob(".last.pt.*.tmp"))
     assert len(left) == 1 and left[0].stat().st_size > 0  # what the kill left behind
     assert load_checkpoint(run / "last.pt").epoch == 1  # the finished epoch is intact
 
-    assert main(train_args(mnist_root, run)) == 0  # the same command continues the run
+    resumed = train(run, 0)  # the same command continues the run
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert not list(run.glob(".*.tmp"))
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(run / "last.pt")
     assert b.epoch == 2 and all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
