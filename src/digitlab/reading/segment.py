@@ -177,11 +177,11 @@ def _best_split(
     for i in range(len(pieces)):
         run = _Piece(list(pieces[i].labels), pieces[i].x0, pieces[i].y0, pieces[i].x1, pieces[i].y1)
         candidates[i, i + 1] = run
-        whole = pieces[i].height >= PART * height
+        whole = int(pieces[i].height >= PART * height)  # whole-height pieces in the run
         for j in range(i + 1, min(i + GROUP, len(pieces))):
             run = _Piece(list(run.labels), run.x0, run.y0, run.x1, run.y1)
             run.absorb(pieces[j])
-            whole += pieces[j].height >= PART * height
+            whole += int(pieces[j].height >= PART * height)
             if whole > 1 or run.width > WIDEST * max(height, run.height):
                 break
             candidates[i, j + 1] = run

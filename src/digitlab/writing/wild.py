@@ -176,7 +176,7 @@ def _printed(rng: np.random.Generator, digit: int, fonts: tuple[Path, ...]) -> W
     ref = ImageFont.truetype(str(path), 100).getbbox(text)
     size = max(8, round(100 * h * rng.uniform(0.3, 0.8) / max(ref[3] - ref[1], 1)))
     font = ImageFont.truetype(str(path), size)
-    left, top, right, bottom = font.getbbox(text)
+    left, top, right, bottom = (int(v) for v in font.getbbox(text))
     w = max(w, right - left + 4)
     light, dark = rng.uniform(220, 255), rng.uniform(0, 60)
     paper, ink = (light, dark) if rng.random() < 0.7 else (dark, light)
