@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 import warnings
@@ -9,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+from PIL import Image
 
 from digitlab.reading.predictor import Predictor
 from digitlab.service import ServiceSettings, create_app
@@ -17,6 +19,8 @@ from tests.service.helpers import RAW, SEVEN, number_image, png, untrained_predi
 with warnings.catch_warnings():  # Starlette 1.x nags about httpx; TestClient still works with it
     warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
+
+SEVEN_PIXELS = Image.open(io.BytesIO(SEVEN)).width * Image.open(io.BytesIO(SEVEN)).height
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
@@ -57,7 +61,7 @@ def wait_until(condition, timeout: float = 10) -> None:
 
 
 def test_images_are_read_in_the_pool_while_the_loop_answers(gated):
-    app = create_app(ServiceSettings(), gated)
+    app = create_app(ServiceSettings(inline_pixels=0), gated)
     with TestClient(app) as client:
         pool, pending = post_in_background(client, 1)
         wait_until(lambda: gated.started == 1)
@@ -71,8 +75,19 @@ def test_images_are_read_in_the_pool_while_the_loop_answers(gated):
     assert gated.threads == {"digitlab-image_0"}
 
 
+@pytest.mark.parametrize("limit, in_pool", [(0, True), (SEVEN_PIXELS - 1, True), (SEVEN_PIXELS, False)])
+def test_images_up_to_inline_pixels_are_read_on_the_loop_larger_ones_in_the_pool(limit, in_pool):
+    seen = Gated(untrained_predictor())
+    seen.gate.set()
+    with TestClient(create_app(ServiceSettings(inline_pixels=limit), seen)) as client:
+        answer = client.post("/api/v1/predict", content=SEVEN, headers=RAW)
+        assert answer.status_code == 200 and "work;dur=" in answer.headers["server-timing"]
+        assert "digitlab_image_work_seconds_count{endpoint=\"predict\"} 1.0" in client.get("/metrics").text
+    assert (seen.threads == {"digitlab-image_0"}) is in_pool and len(seen.threads) == 1
+
+
 def test_a_full_pool_answers_503_with_retry_after_then_recovers(gated):
-    app = create_app(ServiceSettings(max_image_requests=2), gated)
+    app = create_app(ServiceSettings(max_image_requests=2, inline_pixels=0), gated)
     with TestClient(app) as client:
         pool, pending = post_in_background(client, 2)  # one reading, one waiting for the thread
         wait_until(lambda: gated.started == 1 and app.state.jobs.admitted == 2)
@@ -87,7 +102,7 @@ def test_a_full_pool_answers_503_with_retry_after_then_recovers(gated):
 
 
 def test_work_over_the_time_budget_is_a_503_and_queued_work_is_dropped(gated):
-    app = create_app(ServiceSettings(request_timeout=0.5, max_image_requests=4), gated)
+    app = create_app(ServiceSettings(request_timeout=0.5, max_image_requests=4, inline_pixels=0), gated)
     with TestClient(app) as client:
         pool, pending = post_in_background(client, 2)  # the first holds the only thread
         answers = [p.result(timeout=30) for p in pending]

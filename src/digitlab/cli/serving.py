@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from digitlab.cli.args import Command, positive_int, probability
+from digitlab.cli.args import Command, non_negative_int, positive_int, probability
 from digitlab.errors import ConfigError
 
 
@@ -36,6 +36,8 @@ FLAGS: tuple[tuple[str, Callable[[str], Any], str | None, str], ...] = (
     ("--max-decoded-bytes", positive_int, "N", "images that take more memory once decoded get 413 "
                                                "(default 64 MiB)"),
     ("--image-threads", positive_int, "N", "threads per worker that read images (default 1)"),
+    ("--inline-pixels", non_negative_int, "N", "images of at most N pixels are read on the event "
+                                               "loop, not in those threads (default 250000; 0: none)"),
     ("--max-image-requests", positive_int, "N", "image requests per worker at once; more get 503 "
                                                 "with Retry-After (default 16)"),
     ("--request-timeout", positive_float, "S", "seconds an image request may take (default 10)"),

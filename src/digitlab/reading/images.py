@@ -102,6 +102,17 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
         raise UnreadableImage(f"{label}: not a readable image ({reason})") from None
 
 
+def header_pixels(data: bytes) -> int | None:
+    """Width × height from an encoded image's header (nothing decoded), or None if it has none
+    that Pillow can read."""
+    try:
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as image:
+            width, height = image.size
+            return width * height
+    except Exception:  # noqa: BLE001 - any failure means "not known"; load_image says why
+        return None
+
+
 def _draft(image: Image.Image) -> None:
     """Let the JPEG decoder scale a big photo down by 2, 4 or 8 (to ≥ JPEG_DRAFT_SIDE)."""
     width, height = image.size

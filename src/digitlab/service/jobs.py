@@ -11,8 +11,13 @@ place until then: the bound holds even for requests that gave up.
 Why threads: decoding (Pillow), the array work of preprocessing (numpy, scipy) and the model
 (torch) release the GIL, so the event loop keeps answering (`/healthz`, uploads) while an
 image is read. One thread per worker process by default: `--workers N` still uses N cores,
-and images do not take turns under the GIL. The hop to the thread and back costs 60-150 µs
-(measured on the 2-core VM, with uvloop) of a ~4 ms request: benchmarks/load.py shows no loss.
+and images do not take turns under the GIL.
+
+Small images are read on the event loop instead (`Ticket.run(..., inline=True)`, the routes
+decide from the image's header): a drawn digit takes ~4 ms, and handing it to the thread cost
+more than the hop itself, because the thread and the loop then fight for the GIL (measured
+with benchmarks/load.py, 8 clients, 2 workers: ~15% fewer requests/s). A few ms on the loop
+keep /healthz well under 50 ms; big images, the ones that take long, still go to the pool.
 """
 
 from __future__ import annotations
@@ -94,13 +99,16 @@ class Ticket:
         self.holds = 1  # the request itself, plus its work while that is queued or running
         self.work_seconds: float | None = None
 
-    async def run(self, endpoint: str, func: Callable[..., T], *args: Any) -> T:
-        """`func(*args)` in the pool; its time goes to the image-work histogram and `work_seconds`.
+    async def run(self, endpoint: str, func: Callable[..., T], *args: Any, inline: bool = False) -> T:
+        """`func(*args)` in the pool (or right here, `inline`, for quick work); its time goes to
+        the image-work histogram and `work_seconds`.
 
         If the request stops waiting (its time is up), work still queued is dropped; work
         already running cannot be stopped and keeps the request's place until it ends.
         """
         self.uploading = False
+        if inline:
+            return self._timed(endpoint, func, args)
         loop = asyncio.get_running_loop()
         self.jobs.metrics.queued.inc()
         work = self.jobs.pool.submit(self._work, endpoint, func, args)
@@ -113,6 +121,10 @@ class Ticket:
         metrics.queued.dec()
         if time.monotonic() > self.deadline:
             raise Expired  # its request has already been answered 503
+        return self._timed(endpoint, func, args)
+
+    def _timed(self, endpoint: str, func: Callable[..., T], args: tuple[Any, ...]) -> T:
+        metrics = self.jobs.metrics
         metrics.running.inc()
         started = time.perf_counter()
         try:

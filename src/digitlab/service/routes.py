@@ -20,6 +20,7 @@ from PIL import Image
 
 from digitlab import __version__
 from digitlab.errors import DigitlabError
+from digitlab.reading.images import header_pixels
 from digitlab.reading.predictor import Predictor
 from digitlab.service.deps import JobsDep, PredictorDep, SettingsDep
 from digitlab.service.errors import ApiError
@@ -108,8 +109,11 @@ async def read_image(request: Request, jobs: ImageJobs, endpoint: str, work: Wor
     """Admit the request (or 503), take its upload, read it in the image pool, within the budget."""
     async with jobs.admit() as ticket:
         data, name = await read_upload(request, settings.max_upload_bytes)
+        pixels = header_pixels(data)  # a small image is read on the loop (service.jobs says why)
+        inline = pixels is not None and pixels <= settings.inline_pixels
         try:
-            return await ticket.run(endpoint, answer, work, predictor, data, name, settings, top_k)
+            return await ticket.run(endpoint, answer, work, predictor, data, name, settings, top_k,
+                                    inline=inline)
         finally:
             if ticket.work_seconds is not None:
                 request.state.work_ms = 1000 * ticket.work_seconds

@@ -39,6 +39,9 @@ class ServiceSettings(BaseSettings):
     max_decoded_bytes: int = Field(64 * MB, gt=0, description="images whose pixels would take more "
                                    "memory than this once decoded get 413 (from their header)")
     image_threads: int = Field(1, ge=1, description="threads per worker that decode and read images")
+    inline_pixels: int = Field(250_000, ge=0, description="images of at most this many pixels (from "
+                               "their header) are read on the event loop, a few ms each, without "
+                               "the hop to the image threads; 0: every image goes to the threads")
     max_image_requests: int = Field(16, ge=1, description="image requests per worker at once "
                                     "(arriving, waiting or being read); more get 503 + Retry-After")
     request_timeout: float = Field(10.0, gt=0, description="seconds an image request may take from "
