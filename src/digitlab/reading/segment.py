@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.reading.preprocess import CANVAS, EIGHT, ink_map, normalise_digit, to_original
+from digitlab.reading.ink import EIGHT, ink_map, to_original
+from digitlab.reading.preprocess import CANVAS, normalise_digit
 
 logger = logging.getLogger(__name__)
 

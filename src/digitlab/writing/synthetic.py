@@ -20,7 +20,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from digitlab.reading.preprocess import normalise_digit, preprocess_robust
+from digitlab.reading.preprocess import normalise_digit
+from digitlab.reading.views import preprocess_robust
 from digitlab.writing.fonts import digit_fonts
 from digitlab.writing.strokes import MAX_PEN, redraw_with_pen
 
