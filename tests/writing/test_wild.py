@@ -13,6 +13,7 @@ from scipy import ndimage
 
 from digitlab.errors import ConfigError
 from digitlab.writing import wild
+from digitlab.writing.pages import CANVAS_SIZES
 
 ALL = (*wild.CONDITIONS, wild.NUMBER)
 
@@ -88,7 +89,7 @@ def test_canvas_sizes_thick_strokes_and_height(digits):
     samples = wild.render_condition("canvas", *digits, count=12, seed=0)
     assert {s.image.mode for s in samples} == {"RGB", "RGBA"}
     for s in samples:
-        assert s.image.size in wild.CANVAS_SIZES
+        assert s.image.size in CANVAS_SIZES
         ink = ink_mask(s.image)
         rows = np.flatnonzero(ink.any(axis=1))
         assert 0.2 <= (rows[-1] - rows[0] + 1) / s.image.height <= 0.9

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from digitlab.reading.preprocess import normalise_digit
 from digitlab.reading.views import preprocess_robust
 from digitlab.writing.fonts import digit_fonts
-from digitlab.writing.strokes import MAX_PEN, redraw_with_pen
+from digitlab.writing.strokes import write_with_pen
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +58,7 @@ def redraw_one(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """
     height = rng.uniform(28, 120)
     pen = rng.uniform(3, 20) if rng.random() < 0.5 else height * rng.uniform(0.04, 0.12)
-    mask = redraw_with_pen(digit, height, min(pen, height / MAX_PEN), rng.uniform(-8, 8),
-                           rng.uniform(-0.25, 0.25))
+    mask = write_with_pen(digit, rng, height, pen, 8, 0.25)
     margin = int(rng.integers(4, 40))
     page = np.pad(np.round(mask * 255).astype(np.uint8), margin)
     return np.asarray(preprocess_robust(Image.fromarray(page)).pixels)

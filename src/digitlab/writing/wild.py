@@ -5,12 +5,12 @@ pen of a chosen width, size, slant and position, so stroke width and layout vary
 in user uploads. Printed digits use the TrueType fonts found on the machine (`digitlab.writing.fonts`),
 so that condition depends on the installed fonts. Every sample is drawn from its own generator
 seeded with (seed, condition, index): the same seed gives the same pixels, and sample i
-does not depend on how many samples were asked for.
+does not depend on how many samples were asked for. The pages they are drawn on (canvases,
+paper, photos, thin-pen scans) are `digitlab.writing.pages`.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import zlib
@@ -20,15 +20,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 from digitlab.errors import ConfigError
 from digitlab.files import atomic_path, write_json
 from digitlab.writing.fonts import digit_fonts
-from digitlab.writing.strokes import MAX_PEN, redraw_with_pen
+from digitlab.writing.pages import HANDWRITTEN, blend, to_image
+from digitlab.writing.strokes import write_with_pen
 
 __all__ = [  # digit_fonts is re-exported from digitlab.writing.fonts
-    "CANVAS_SIZES", "CONDITIONS", "NUMBER", "WildSample", "digit_fonts", "load_wild_set",
+    "CONDITIONS", "NUMBER", "WildSample", "digit_fonts", "load_wild_set",
     "make_wild_set", "render_condition", "render_numbers", "save_wild_set",
 ]
 
@@ -36,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 CONDITIONS = ("canvas", "paper", "photo", "thin-pen", "printed")
 NUMBER = "number"
-CANVAS_SIZES = ((280, 280), (400, 250), (300, 500), (500, 400), (360, 240))
 
 
 @dataclass
@@ -52,116 +52,6 @@ class WildSample:
 
 def _rng(seed: int, condition: str, *keys: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(condition.encode()), *keys])
-
-
-# ---------------------------------------------------------------- pages
-
-
-def _blend(page: np.ndarray, alpha: np.ndarray, top: int, left: int, ink: Any) -> None:
-    """Lay ink of colour `ink` with coverage `alpha` onto `page` (H×W×C floats), in place."""
-    region = page[top : top + alpha.shape[0], left : left + alpha.shape[1]]
-    a = alpha[..., None]
-    region[:] = region * (1 - a) + np.asarray(ink, dtype=np.float32) * a
-
-
-def _place(rng: np.random.Generator, page: np.ndarray, alpha: np.ndarray, ink: Any) -> None:
-    """Blend `alpha` at a random position where it fits whole (often off-centre)."""
-    top = int(rng.integers(0, page.shape[0] - alpha.shape[0] + 1))
-    left = int(rng.integers(0, page.shape[1] - alpha.shape[1] + 1))
-    _blend(page, alpha, top, left, ink)
-
-
-def _to_image(page: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.clip(np.round(page), 0, 255).astype(np.uint8))
-
-
-def _pen_on_page(
-    rng: np.random.Generator, digit: np.ndarray, size: tuple[int, int],
-    fraction: tuple[float, float], tilt: float, width: float = 0.0, relative: float = 0.0,
-) -> np.ndarray:
-    """A pen mask whose ink is `fraction` of the page height and fits the page width.
-
-    The pen is `width` pixels wide, or else `relative` times the ink height.
-    """
-    w, h = size
-    height = h * rng.uniform(*fraction)
-    width = width or relative * height
-    pen = min(width, height / MAX_PEN)
-    return redraw_with_pen(digit, height, pen, rng.uniform(-tilt, tilt), rng.uniform(-0.2, 0.2),
-                           max_width=0.95 * w)
-
-
-# ---------------------------------------------------------------- conditions
-
-
-def _canvas(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
-    """A mouse/touch canvas: thick strokes, black/white or transparent, anywhere on it."""
-    w, h = CANVAS_SIZES[int(rng.integers(len(CANVAS_SIZES)))]
-    alpha = _pen_on_page(rng, digit, (w, h), (0.22, 0.88), 5, width=rng.uniform(6, 20))
-    scheme = rng.choice(["white-on-black", "black-on-white", "transparent"])
-    if scheme == "transparent":  # a web canvas's toDataURL(): clear background, opaque ink
-        page = np.zeros((h, w, 1), np.float32)
-        _place(rng, page, alpha, 255.0)
-        ink = np.zeros((h, w, 3), np.float32) + (255.0 if rng.random() < 0.2 else 0.0)
-        return _to_image(np.concatenate([ink, page], axis=2))
-    light = 255.0 if scheme == "black-on-white" else 0.0
-    page = np.full((h, w, 3), light, np.float32)
-    _place(rng, page, alpha, 255.0 - light)
-    return _to_image(page)
-
-
-def _paper(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
-    """Dark or blue-black ink on white paper, scanned: moderate pen, a little rotation."""
-    w, h = (int(v) for v in rng.integers(240, 721, size=2))
-    alpha = _pen_on_page(rng, digit, (w, h), (0.3, 0.8), 10, relative=rng.uniform(0.05, 0.1))
-    page = np.full((h, w, 3), rng.uniform(238, 255), np.float32)
-    blue_black = rng.random() < 0.4
-    ink = (20, 30, rng.uniform(80, 120)) if blue_black else (rng.uniform(10, 50),) * 3
-    _place(rng, page, alpha, ink)
-    return _to_image(page).filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.7)))
-
-
-def _lighting(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A brightness factor falling by 30-40% across the image, linearly or radially."""
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    if rng.random() < 0.5:
-        t = rng.uniform(0, 2 * np.pi)
-        g = xs * np.cos(t) + ys * np.sin(t)
-    else:
-        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-        g = np.hypot(ys - cy, xs - cx)
-    g = (g - g.min()) / max(float(g.max() - g.min()), 1e-6)
-    return 1.0 - rng.uniform(0.3, 0.4) * g
-
-
-def _photo(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
-    """A phone photo of paper: grey, unevenly lit, colour cast, noisy, soft, JPEG-compressed."""
-    w, h = (int(v) for v in rng.integers(320, 801, size=2))
-    alpha = _pen_on_page(rng, digit, (w, h), (0.25, 0.7), 10, relative=rng.uniform(0.05, 0.1))
-    paper = rng.uniform(160, 215) * (1 + rng.uniform(-0.06, 0.06, size=3))
-    page = np.empty((h, w, 3), np.float32)
-    page[:] = paper
-    _place(rng, page, alpha, (rng.uniform(25, 70),) * 3)
-    page *= _lighting(rng, h, w)[..., None]
-    page += rng.normal(0, rng.uniform(3, 8), size=page.shape).astype(np.float32)
-    soft = _to_image(page).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.2)))
-    buffer = io.BytesIO()
-    soft.save(buffer, format="JPEG", quality=int(rng.integers(60, 86)))
-    decoded = Image.open(io.BytesIO(buffer.getvalue()))
-    decoded.load()
-    return decoded
-
-
-def _thin_pen(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
-    """A stylus or fine pen on a large, high-resolution canvas: 1-3 px strokes."""
-    w, h = (int(v) for v in rng.integers(800, 1201, size=2))
-    alpha = _pen_on_page(rng, digit, (w, h), (0.2, 0.8), 6, width=rng.uniform(1, 3))
-    page = np.full((h, w, 3), rng.uniform(230, 255), np.float32)
-    _place(rng, page, alpha, (rng.uniform(0, 60),) * 3)
-    return _to_image(page)
-
-
-_HANDWRITTEN = {"canvas": _canvas, "paper": _paper, "photo": _photo, "thin-pen": _thin_pen}
 
 
 # ---------------------------------------------------------------- printed digits
@@ -219,8 +109,7 @@ def _number(
     masks = []
     for k in picks:
         h = h0 * rng.uniform(0.85, 1.15)
-        masks.append(redraw_with_pen(images[k], h, min(pen, h / MAX_PEN),
-                                     tilt + rng.uniform(-3, 3), slant + rng.uniform(-0.05, 0.05)))
+        masks.append(write_with_pen(images[k], rng, h, pen, 3, 0.05, lean=(tilt, slant)))
     corners, (w, h) = _number_layout(rng, masks, h0, min_gap=max(4, round(0.1 * h0)))
     if canvas_look:
         paper = 255.0 if rng.random() < 0.5 else 0.0
@@ -229,10 +118,10 @@ def _number(
         paper, ink = rng.uniform(238, 255), (rng.uniform(10, 50),) * 3
     page = np.full((h, w, 3), paper, np.float32)
     for (top, left), mask in zip(corners, masks, strict=True):
-        _blend(page, mask, top, left, ink)
+        blend(page, mask, top, left, ink)
     label = "".join(str(int(labels[k])) for k in picks)
     source = "mnist:" + ",".join(str(int(k)) for k in picks)
-    return WildSample(_to_image(page), label, NUMBER, touching=False, source=source)
+    return WildSample(to_image(page), label, NUMBER, touching=False, source=source)
 
 
 # ---------------------------------------------------------------- public API
@@ -270,7 +159,7 @@ def render_condition(
     samples = []
     for i in range(count):
         k = int(order[i % len(arr)])
-        image = _HANDWRITTEN[condition](_rng(seed, condition, i), arr[k])
+        image = HANDWRITTEN[condition](_rng(seed, condition, i), arr[k])
         samples.append(WildSample(image, str(int(labs[k])), condition, source=f"mnist:{k}"))
     return samples
 
