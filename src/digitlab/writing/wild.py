@@ -3,7 +3,9 @@
 Each handwritten sample re-draws an MNIST test digit's centre line (`digitlab.writing.strokes`) with a
 pen of a chosen width, size, slant and position, so stroke width and layout vary as they do
 in user uploads. Printed digits use the TrueType fonts found on the machine (`digitlab.writing.fonts`),
-so that condition depends on the installed fonts. Every sample is drawn from its own generator
+so that condition depends on the installed fonts. The harder conditions (continental styles,
+low-resolution scans, shadows and page edges, marker, handwriting fonts, small numbers) are
+drawn by `digitlab.writing.wild_hard`. Every sample is drawn from its own generator
 seeded with (seed, condition, index): the same seed gives the same pixels, and sample i
 does not depend on how many samples were asked for. The pages they are drawn on (canvases,
 paper, photos, thin-pen scans) are `digitlab.writing.pages`.
@@ -24,19 +26,22 @@ from PIL import Image, ImageDraw, ImageFont
 
 from digitlab.errors import ConfigError
 from digitlab.files import atomic_path, write_json
-from digitlab.writing.fonts import digit_fonts
+from digitlab.writing import wild_hard
+from digitlab.writing.fonts import HANDWRITING_PACKAGES, digit_fonts, handwriting_fonts
 from digitlab.writing.pages import HANDWRITTEN, blend, to_image
 from digitlab.writing.strokes import write_with_pen
 
 __all__ = [  # digit_fonts is re-exported from digitlab.writing.fonts
-    "CONDITIONS", "NUMBER", "WildSample", "digit_fonts", "load_wild_set",
+    "CONDITIONS", "NUMBER", "NUMBERS", "SMALL_NUMBER", "WildSample", "digit_fonts", "load_wild_set",
     "make_wild_set", "render_condition", "render_numbers", "save_wild_set",
 ]
 
 logger = logging.getLogger(__name__)
 
-CONDITIONS = ("canvas", "paper", "photo", "thin-pen", "printed")
-NUMBER = "number"
+CONDITIONS = ("canvas", "paper", "photo", "thin-pen", "printed",  # one digit per picture
+              "continental", "low-res", "shadow", "marker", "handwriting-fonts")
+NUMBER, SMALL_NUMBER = "number", "small-number"
+NUMBERS = (NUMBER, SMALL_NUMBER)  # several digits per picture
 
 
 @dataclass
@@ -46,7 +51,7 @@ class WildSample:
     image: Image.Image
     label: str  # one digit ("7") or a digit string ("2024")
     condition: str
-    touching: bool = False  # digits of a number whose ink touches (never, for now)
+    touching: bool = False  # digits of a number whose ink touches (small numbers, sometimes)
     source: str = ""  # "mnist:<index>[,<index>...]" or the font file's name
 
 
@@ -141,27 +146,53 @@ def render_condition(
 ) -> list[WildSample]:
     """`count` samples of one condition from MNIST test `images` (uint8 N×28×28) and `labels`.
 
-    "printed" ignores the images and typesets the ten digits in turn; "number" is
-    `render_numbers` with its default lengths.
+    "printed" and "handwriting-fonts" ignore the images and typeset the ten digits in turn;
+    "continental" uses only the 1s, 4s and 7s; "number" is `render_numbers` with its default
+    lengths; "small-number" is two or three digits written small.
     """
     if condition == NUMBER:
         return render_numbers(images, labels, count, seed)
-    if condition not in CONDITIONS:
-        raise ConfigError(f"unknown condition {condition!r}; choose from {CONDITIONS + (NUMBER,)}")
-    if condition == "printed":
-        fonts = digit_fonts()
+    if condition not in (*CONDITIONS, SMALL_NUMBER):
+        raise ConfigError(f"unknown condition {condition!r}; choose from {CONDITIONS + NUMBERS}")
+    if condition in ("printed", "handwriting-fonts"):
+        fonts = digit_fonts() if condition == "printed" else handwriting_fonts()
         if not fonts:
-            raise ConfigError("no font with digits found (not even matplotlib's)")
+            raise ConfigError("no font with digits found (not even matplotlib's)" if condition == "printed"
+                              else "no handwriting font installed (apt-get install "
+                              f"{' '.join(HANDWRITING_PACKAGES)})")
         start = int(_rng(seed, condition).integers(10))
-        return [_printed(_rng(seed, condition, i), (start + i) % 10, fonts) for i in range(count)]
+        if condition == "printed":
+            return [_printed(_rng(seed, condition, i), (start + i) % 10, fonts) for i in range(count)]
+        return [_typeset_by_hand(_rng(seed, condition, i), (start + i) % 10, fonts) for i in range(count)]
     arr, labs = _as_arrays(images, labels)
-    order = _rng(seed, condition).permutation(len(arr))  # no digit repeats before all are used
+    if condition == SMALL_NUMBER:
+        samples = []
+        for i in range(count):
+            image, label, touching, source = wild_hard.small_number(_rng(seed, condition, i), arr, labs)
+            samples.append(WildSample(image, label, condition, touching, source))
+        return samples
+    pool = np.arange(len(arr))
+    if condition == "continental":
+        pool = pool[np.isin(labs, wild_hard.CONTINENTAL_DIGITS)]
+        if len(pool) == 0:
+            raise ConfigError("the continental condition needs 1s, 4s or 7s among the images")
+    order = pool[_rng(seed, condition).permutation(len(pool))]  # no repeats before all are used
     samples = []
     for i in range(count):
-        k = int(order[i % len(arr)])
-        image = HANDWRITTEN[condition](_rng(seed, condition, i), arr[k])
+        k = int(order[i % len(order)])
+        rng = _rng(seed, condition, i)
+        if condition in HANDWRITTEN:
+            image = HANDWRITTEN[condition](rng, arr[k])
+        else:
+            image = wild_hard.RENDERERS[condition](rng, arr[k], int(labs[k]))
         samples.append(WildSample(image, str(int(labs[k])), condition, source=f"mnist:{k}"))
     return samples
+
+
+def _typeset_by_hand(rng: np.random.Generator, digit: int, fonts: tuple[Path, ...]) -> WildSample:
+    path = fonts[int(rng.integers(len(fonts)))]
+    image = wild_hard.font_on_paper(rng, path, digit)
+    return WildSample(image, str(digit), "handwriting-fonts", source=path.name)
 
 
 def render_numbers(
@@ -182,9 +213,9 @@ def render_numbers(
 def make_wild_set(
     images: torch.Tensor, labels: torch.Tensor, per_condition: int, seed: int
 ) -> list[WildSample]:
-    """`per_condition` samples of every condition in CONDITIONS, then as many numbers."""
+    """`per_condition` samples of every condition in CONDITIONS, then as many of each NUMBERS."""
     samples: list[WildSample] = []
-    for condition in (*CONDITIONS, NUMBER):
+    for condition in (*CONDITIONS, *NUMBERS):
         samples += render_condition(condition, images, labels, per_condition, seed)
     return samples
 
