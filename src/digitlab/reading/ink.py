@@ -52,7 +52,7 @@ def ink_map(
     mask, levels = _threshold(flat)
     mask = _drop_specks(mask)
     lines, edges = find_border_lines(mask)
-    if edges:  # a sheet's, table's or shadow's edge is not a stroke (digitlab.border_lines)
+    if edges:  # a sheet's, table's or shadow's edge is not a stroke (reading.border_lines)
         # Gone with its rim, and the threshold found again without it: bright shade had set it.
         reach = max(2, round(EDGE_RIM * max(flat.shape)))
         flat[ndimage.binary_dilation(lines, EIGHT, iterations=reach)] = 0

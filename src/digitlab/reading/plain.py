@@ -14,11 +14,10 @@ from PIL import Image
 from scipy import ndimage
 
 from digitlab.reading.images import to_grayscale
-from digitlab.reading.ink import otsu, paper_plane
+from digitlab.reading.ink import MIN_CONTRAST, otsu, paper_plane
 from digitlab.reading.preprocess import CANVAS, CENTRE, DIGIT_SIZE, Prepared
 
 BORDER = 0.05  # the outer 5% of each side says what the paper looks like
-MIN_CONTRAST = 0.08  # less than this between paper and ink: nothing to read
 
 
 def plain_ink(gray: np.ndarray, level_light: bool = False) -> tuple[np.ndarray, dict]:
@@ -38,7 +37,7 @@ def plain_ink(gray: np.ndarray, level_light: bool = False) -> tuple[np.ndarray, 
         ink = np.clip(ink - paper_plane(ink), 0, 1).astype(np.float32)
     top = float(ink.max(initial=0.0))
     info = {"inverted": inverted, "contrast": round(top, 4)}
-    if top < MIN_CONTRAST:
+    if top < MIN_CONTRAST:  # robust's least contrast: less between paper and ink is nothing
         return np.zeros_like(ink), {**info, "has_ink": False, "reason": "contrast too low"}
     threshold = otsu_level(ink)
     info["threshold"] = round(threshold, 4)
