@@ -9,7 +9,7 @@ DEMO_EPOCHS ?= 2
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup data browser postgres demo test lint bench bench-speed bench-load serve default-model clean
+.PHONY: setup data browser postgres fonts demo test lint bench bench-speed bench-load serve default-model clean
 
 setup: $(VENV)/.installed data
 
@@ -26,6 +26,16 @@ postgres:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null); } \
 	  || echo "warning: PostgreSQL's initdb missing; the PostgreSQL study test will be skipped"
+
+# Debian's handwriting fonts: the in-the-wild benchmark's handwriting-fonts condition and the
+# robust recipe's styled training digits use them (without them, those digits are continental
+# ones instead, and the default model is not the shipped one).
+HANDWRITING_FONTS := fonts-dkg-handwriting fonts-breip fonts-bwht fonts-klee fonts-rufscript \
+	fonts-sjfonts fonts-yusei-magic fonts-humor-sans
+fonts:
+	@dpkg -s $(HANDWRITING_FONTS) >/dev/null 2>&1 || { test "$$(id -u)" = 0 && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(HANDWRITING_FONTS) >/dev/null); } \
+	  || echo "warning: handwriting fonts missing; their tests will be skipped"
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,7 +64,7 @@ demo: setup
 	@echo "  show/                           what the shipped model saw and said, per image"
 
 # setup fetched MNIST, so a test that needs it fails here rather than skipping
-test: setup browser postgres
+test: setup browser postgres fonts
 	DIGITLAB_REQUIRE_MNIST=1 $(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
@@ -76,7 +86,7 @@ bench-load: setup
 	$(BIN)/python benchmarks/load.py --seconds 30
 
 # Regenerates the model shipped inside the package (src/digitlab/weights/default.pt + .json).
-default-model: setup
+default-model: setup fonts
 	$(DIGITLAB) train --recipe robust --seed 1 --out runs/default-model --no-progress
 	$(DIGITLAB) pack runs/default-model/last.pt --out src/digitlab/weights/default.pt --calibrate
 

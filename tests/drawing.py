@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 # Strokes per digit as polylines in a unit box (x right, y down).
 _OVAL = [(0.5 + 0.45 * math.sin(t), 0.5 - 0.5 * math.cos(t))
@@ -26,6 +26,8 @@ STROKES: dict[str, list[list[tuple[float, float]]]] = {
                 [(0.1, 0.0), (0.05, 0.45), (0.35, 0.38), (0.55, 0.6), (0.5, 0.9), (0.3, 1.0),
                  (0.05, 0.9)]],
     "7": [[(0.05, 0.0), (0.95, 0.0), (0.4, 1.0)]],
+    "7-crossed": [[(0.05, 0.0), (0.95, 0.0), (0.4, 1.0)], [(0.4, 0.52), (0.95, 0.5)]],  # Europe's
+    "1-flagged": [[(0.05, 0.45), (0.6, 0.0), (0.6, 1.0)]],  # a long up-stroke
 }
 DIGITS = ("0", "1", "2", "3", "4", "5", "7")
 Box = tuple[float, float, float, float]
@@ -55,3 +57,40 @@ def digit_image(kind: str = "7", size: int = 200, stroke: int | None = None, ink
 def similarity(a: torch.Tensor, b: torch.Tensor) -> float:
     """Pearson correlation of two 28×28 images."""
     return float(np.corrcoef(a.numpy().ravel(), b.numpy().ravel())[0, 1])
+
+
+def table_edge_photo(kind: str = "1", seed: int = 0) -> Image.Image:
+    """A phone photo of a digit on beige paper with the dark edge of the table along the top."""
+    rng = np.random.default_rng(seed)
+    w, h = 480, 420
+    image = Image.new("RGB", (w, h), (196, 188, 168))
+    draw = ImageDraw.Draw(image)
+    draw.polygon([(0, 0), (w, 0), (w, 48), (0, 62)], fill=(120, 112, 100))  # the table, tilted
+    draw_digit(image, kind, (200, 170, 260, 330), 7, (70, 70, 70))
+    pixels = np.asarray(image, dtype=np.float32)
+    shade = np.linspace(1.0, 0.9, w, dtype=np.float32)[None, :, None]  # light falling off a little
+    pixels = pixels * shade + rng.normal(0, 3, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.2))
+
+
+def soft_scan(kind: str = "0", small: int = 12, size: int = 48, blur: float = 1.5) -> Image.Image:
+    """A digit drawn thick, scanned at `small` px, blown up to `size` px and blurred: it fills
+    its frame with soft, broad strokes (a low-resolution scan, a cell cut from a form)."""
+    big = Image.new("L", (120, 160), 255)
+    draw_digit(big, kind, (12, 10, 108, 150), 20, 40)
+    low = big.resize((round(small * 0.75), small), Image.Resampling.BOX)
+    up = low.resize((round(size * 0.75), size), Image.Resampling.BILINEAR)
+    return up.filter(ImageFilter.GaussianBlur(blur))
+
+
+def small_number(text: str = "10", height: int = 20, gap: int = 1, canvas: tuple[int, int] = (40, 28),
+                 stroke: int = 3) -> Image.Image:
+    """Digits `height` px tall on a small white-on-black canvas, `gap` px apart (0: touching)."""
+    image = Image.new("L", canvas, 0)
+    width = round(0.55 * height)
+    total = len(text) * width + (len(text) - 1) * gap
+    x, top = (canvas[0] - total) / 2, (canvas[1] - height) / 2
+    for kind in text:
+        draw_digit(image, kind, (x, top, x + width, top + height), stroke, 255)
+        x += width + gap
+    return image

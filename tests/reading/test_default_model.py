@@ -145,3 +145,38 @@ def test_a_five_whose_bar_came_loose_sideways_is_read_as_one_digit(predictor, te
     for i, kind in enumerate(kinds):
         draw_digit(canvas, kind, (30 + 150 * i, 40, 100 + 150 * i, 160), 8)
     assert predictor.read_number(canvas).text == text
+
+
+# ---------------------------------------------------------------- pictures that fooled it (issue 14)
+
+
+@pytest.mark.parametrize("digit", ["1", "2", "3"])
+def test_a_digit_photographed_beside_a_table_edge_is_read(predictor, digit):
+    from tests.drawing import table_edge_photo
+
+    assert answer(predictor, table_edge_photo(digit)) == int(digit)  # was 5 (2, 3) or no digit (1)
+
+
+@pytest.mark.parametrize("small, size, blur", [(10, 40, 1.5), (10, 32, 1.0), (12, 64, 2.5)])
+def test_a_soft_digit_that_fills_a_small_frame_is_read(predictor, small, size, blur):
+    from tests.drawing import soft_scan
+
+    reading = predictor.read_digits([soft_scan("0", small, size, blur)])[0]
+    assert reading.digit == 0  # background removal ate half of each stroke: was read as 3
+    assert reading.preprocess["views"]["chosen"] in ("plain", "plain-levelled", "opening", "steps")
+
+
+@pytest.mark.parametrize("kind, digit", [("7-crossed", 7), ("1-flagged", 1)])
+@pytest.mark.parametrize("stroke", [8, 16])
+def test_continental_sevens_and_ones_are_read(predictor, kind, digit, stroke):
+    from tests.drawing import digit_image
+
+    assert answer(predictor, digit_image(kind, size=200, stroke=stroke)) == digit
+
+
+@pytest.mark.parametrize("gap", [0, 1])
+def test_a_small_ten_on_a_28_px_canvas_is_read(predictor, gap):
+    from tests.drawing import small_number
+
+    image = small_number("10", height=18, gap=gap, canvas=(28, 28), stroke=2)
+    assert predictor.read_number(image).text == "10"  # was 70

@@ -14,9 +14,10 @@ from PIL import Image, ImageDraw, ImageOps
 from scipy import ndimage
 
 from digitlab.errors import ConfigError
+from digitlab.reading.ink import ink_map
 from digitlab.reading.pipelines import DEFAULT_PIPELINE, PIPELINES, preprocess
-from digitlab.reading.preprocess import ink_map, normalise_digit, preprocess_naive
-from tests.drawing import DIGITS, digit_image, similarity
+from digitlab.reading.preprocess import normalise_digit, preprocess_naive
+from tests.drawing import DIGITS, digit_image, similarity, soft_scan, table_edge_photo
 
 
 def stroke_width(pixels: torch.Tensor) -> float:
@@ -115,6 +116,57 @@ def test_building_blocks_for_numbers():
     assert ink.min() == 0 and ink.max() == 1 and ink[:5].max() == 0  # paper is exactly zero
     assert normalise_digit(np.zeros((40, 30), np.float32)).abs().sum() == 0
     assert similarity(normalise_digit(ink), preprocess(digit_image("0", size=100)).pixels) > 0.999
+
+
+# ---------------------------------------------------------------- plain, edges, views
+
+
+def test_plain_pipeline_inverts_crops_scales_and_centres():
+    prepared = preprocess(digit_image("4", size=280, box=(100, 40, 180, 200)), "plain")
+    assert prepared.has_ink and prepared.steps["pipeline"] == "plain" and prepared.steps["inverted"]
+    pixels = prepared.pixels.numpy()
+    rows, cols = np.nonzero(pixels > 0.05)
+    assert max(rows.max() - rows.min(), cols.max() - cols.min()) + 1 in (20, 21)
+    com = ndimage.center_of_mass(pixels)
+    assert abs(com[0] - 13.5) <= 0.5 and abs(com[1] - 13.5) <= 0.5
+    x0, y0, x1, y1 = prepared.steps["ink_box"]
+    assert abs(x0 - 100) <= 12 and abs(y0 - 40) <= 12 and abs(x1 - 180) <= 12 and abs(y1 - 200) <= 12
+    light = preprocess(digit_image("4", size=280, box=(100, 40, 180, 200), ink=255, paper=0), "plain")
+    assert not light.steps["inverted"] and similarity(light.pixels, prepared.pixels) > 0.95
+    blank = preprocess(Image.new("L", (50, 50), 128), "plain")
+    assert not blank.has_ink and blank.steps["reason"]
+
+
+def test_a_table_edge_along_the_top_is_not_ink():
+    photo = table_edge_photo("1")
+    prepared = preprocess(photo)
+    assert prepared.steps.get("edges_removed", 0) >= 1
+    x0, y0, x1, y1 = prepared.steps["ink_box"]  # only the 1, drawn at (200, 170)-(260, 330)
+    assert y0 >= 150 and 180 <= x0 and x1 <= 280
+    plain = preprocess(photo, "plain")
+    assert plain.steps["ink_box"][1] < 70  # the plain recipe takes the edge for ink
+
+
+def test_a_lone_straight_stroke_touching_the_frame_is_kept():
+    image = Image.new("L", (60, 200), 255)
+    ImageDraw.Draw(image).line([(30, 0), (30, 199)], fill=0, width=8)  # a 1 cropped tight
+    prepared = preprocess(image)
+    assert prepared.has_ink and "edges_removed" not in prepared.steps
+
+
+def test_a_soft_digit_that_fills_a_small_frame_gets_plain_views_too():
+    prepared = preprocess(soft_scan("0", small=10, size=40))
+    assert prepared.has_ink and set(prepared.alternatives) == {"plain", "plain-levelled"}
+    views = prepared.steps["views"]
+    assert views["main"] in ("opening", "steps", "plain") and "small picture" in views["why"]
+    for pixels in prepared.alternatives.values():
+        assert pixels.shape == (28, 28) and float(pixels.max()) == pytest.approx(1, abs=1e-5)
+
+
+def test_an_evenly_lit_big_picture_gets_one_view():
+    prepared = preprocess(digit_image("3", size=280))
+    assert prepared.alternatives == {} and "views" not in prepared.steps
+    assert prepared.steps["paper_range"] == 0.0
 
 
 # ---------------------------------------------------------------- properties

@@ -118,3 +118,16 @@ def test_a_worker_that_dies_is_one_clear_error():
 
     with OrderedPool(2) as pool, pytest.raises(DigitlabError, match="worker process stopped unexpectedly"):
         list(pool.map(die, [[1], [2]]))
+
+
+def test_robust_views_travel_from_the_workers_and_the_model_votes(predictor, tmp_path):
+    from tests.drawing import soft_scan
+
+    path = tmp_path / "0_soft.png"
+    soft_scan("0", 10, 40, 1.5).save(path)
+    direct = predictor.read_digits([str(path)])[0]
+    with worker_pool(1) as pool:
+        streamed = next(classify_stream(predictor, [str(path)], StreamOptions(), pool)).reading
+    assert direct.preprocess is not None and "chosen" in direct.preprocess["views"]
+    assert streamed is not None and streamed.preprocess == direct.preprocess
+    assert streamed.digit == direct.digit and streamed.confidence == direct.confidence

@@ -46,3 +46,15 @@ def test_redraw_drops_stray_specks_and_refuses_blank_digit():
     assert mask.shape[1] <= 9  # just the stroke, not the speck beside it
     with pytest.raises(ConfigError, match="no ink"):
         strokes.redraw_with_pen(np.zeros((28, 28), np.uint8), 100, 8, 0, 0)
+
+
+def test_write_with_pen_caps_the_pen_and_draws_tilt_and_slant_from_the_generator():
+    from digitlab.writing.strokes import MAX_PEN, redraw_with_pen, write_with_pen
+
+    digit = np.zeros((28, 28), np.uint8)
+    digit[5:23, 12:16] = 255  # a 1
+    digit[5:9, 8:14] = 255
+    written = write_with_pen(digit, np.random.default_rng(3), 70, 30, 8, 0.25, lean=(2.0, 0.1))
+    draws = np.random.default_rng(3)
+    tilt, slant = 2.0 + draws.uniform(-8, 8), 0.1 + draws.uniform(-0.25, 0.25)
+    assert np.array_equal(written, redraw_with_pen(digit, 70, 70 / MAX_PEN, tilt, slant))

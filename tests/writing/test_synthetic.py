@@ -32,3 +32,19 @@ def test_redrawn_digits_keep_their_labels_and_look_like_what_the_model_sees(mnis
     predicted = Predictor.from_checkpoint(None).predict(ink).argmax(1)
     assert (predicted == redrawn_labels).float().mean() > 0.9
     assert redrawn_digits(images, labels, 0, seed=5)[0].shape == (0, 28, 28)
+
+
+def test_styled_digits_are_reproducible_mnist_shaped_and_still_their_digits(mnist_root):
+    from digitlab.data import load_split
+    from digitlab.reading.predictor import Predictor
+    from digitlab.writing.synthetic import styled_digits
+
+    images, labels = load_split(mnist_root, train=True, limit=500)
+    styled, styled_labels = styled_digits(images, labels, 40, seed=5)
+    assert styled.dtype == torch.uint8 and styled.shape[1:] == (28, 28)
+    assert 36 <= len(styled) <= 40 and len(styled) == len(styled_labels)  # a few may find no ink
+    again, again_labels = styled_digits(images, labels, 40, seed=5)
+    assert torch.equal(styled, again) and torch.equal(styled_labels, again_labels)
+    predicted = Predictor.from_checkpoint(None).predict(styled.float() / 255).argmax(1)
+    assert (predicted == styled_labels).float().mean() > 0.8
+    assert styled_digits(images, labels, 0, seed=5)[0].shape == (0, 28, 28)

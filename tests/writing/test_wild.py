@@ -13,8 +13,13 @@ from scipy import ndimage
 
 from digitlab.errors import ConfigError
 from digitlab.writing import wild
+from digitlab.writing.fonts import HANDWRITING_PACKAGES, handwriting_fonts
+from digitlab.writing.pages import CANVAS_SIZES
 
-ALL = (*wild.CONDITIONS, wild.NUMBER)
+ALL = (*wild.CONDITIONS, *wild.NUMBERS)
+needs_handwriting_fonts = pytest.mark.skipif(
+    not handwriting_fonts(), reason="no handwriting fonts (make fonts: apt-get install "
+    + " ".join(HANDWRITING_PACKAGES) + ")")
 
 
 def draw_digits() -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,7 +68,8 @@ def ink_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
-@pytest.mark.parametrize("condition", ALL)
+@pytest.mark.parametrize("condition", [
+    pytest.param(c, marks=needs_handwriting_fonts) if c == "handwriting-fonts" else c for c in ALL])
 def test_same_seed_same_pixels_other_seed_other_pixels(digits, condition):
     first = wild.render_condition(condition, *digits, count=2, seed=3)
     again = wild.render_condition(condition, *digits, count=2, seed=3)
@@ -88,7 +94,7 @@ def test_canvas_sizes_thick_strokes_and_height(digits):
     samples = wild.render_condition("canvas", *digits, count=12, seed=0)
     assert {s.image.mode for s in samples} == {"RGB", "RGBA"}
     for s in samples:
-        assert s.image.size in wild.CANVAS_SIZES
+        assert s.image.size in CANVAS_SIZES
         ink = ink_mask(s.image)
         rows = np.flatnonzero(ink.any(axis=1))
         assert 0.2 <= (rows[-1] - rows[0] + 1) / s.image.height <= 0.9
@@ -159,6 +165,7 @@ def test_numbers_length_bounds(digits):
         wild.render_numbers(*digits, count=1, seed=0, min_digits=4, max_digits=2)
 
 
+@needs_handwriting_fonts
 def test_make_wild_set_covers_every_condition(digits):
     samples = wild.make_wild_set(*digits, per_condition=1, seed=0)
     assert [s.condition for s in samples] == list(ALL)
@@ -171,6 +178,7 @@ def test_bad_input_is_refused(digits):
         wild.render_condition("paper", digits[0].float(), digits[1], count=1, seed=0)
 
 
+@needs_handwriting_fonts
 def test_save_wild_set_round_trips(digits, tmp_path: Path):
     samples = wild.make_wild_set(*digits, per_condition=1, seed=2)
     manifest = wild.save_wild_set(samples, tmp_path / "wild")
@@ -186,3 +194,64 @@ def test_save_wild_set_round_trips(digits, tmp_path: Path):
         )
         assert after.image.mode == before.image.mode
         assert np.array_equal(np.asarray(after.image), np.asarray(before.image))
+
+
+# ---------------------------------------------------------------- the harder conditions
+
+
+def test_continental_uses_ones_fours_and_sevens_and_changes_them(digits):
+    from digitlab.writing.wild_hard import add_crossbar, add_flag
+
+    samples = wild.render_condition("continental", *digits, count=9, seed=0)
+    assert {s.label for s in samples} == {"1", "4", "7"}
+    images, labels = digits
+    seven, one = images[labels == 7][0].numpy(), images[labels == 1][0].numpy()
+    rng = np.random.default_rng(0)
+    crossed, flagged = add_crossbar(seven, rng), add_flag(one, rng)
+    assert (crossed >= seven).all() and (crossed > 100).sum() > (seven > 100).sum() + 4
+    new = (flagged > 100) & (one <= 100)
+    assert new.any() and np.flatnonzero(new.any(axis=0)).min() < np.flatnonzero((one > 100).any(axis=0)).min()
+
+
+def test_low_res_is_small_soft_dark_on_light_and_fills_its_frame(digits):
+    for s in wild.render_condition("low-res", *digits, count=8, seed=0):
+        assert 28 <= max(s.image.size) <= 140
+        g = gray(s.image)
+        ink = g < (g.max() + g.min()) / 2
+        rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+        assert max((rows[-1] - rows[0] + 1) / g.shape[0], (cols[-1] - cols[0] + 1) / g.shape[1]) > 0.7
+        assert len(np.unique(g)) > 8  # grey levels kept
+
+
+def test_shadow_photos_have_a_hard_edge(digits):
+    for s in wild.render_condition("shadow", *digits, count=6, seed=0):
+        assert s.image.format == "JPEG"
+        g = ndimage.gaussian_filter(gray(s.image), 3)
+        light, dark = np.percentile(g, 90), np.percentile(g, 5)
+        assert dark < 0.8 * light  # a shadow or table darker than the paper by a fifth at least
+
+
+def test_marker_strokes_are_thick_and_fill_the_frame(digits):
+    for s in wild.render_condition("marker", *digits, count=6, seed=0):
+        g = gray(s.image)
+        ink = g < (np.median(g) + g.min()) / 2
+        rows = np.flatnonzero(ink.any(axis=1))
+        height = rows[-1] - rows[0] + 1
+        assert height > 0.75 * g.shape[0]
+        assert 2 * ndimage.distance_transform_edt(ink).max() > height / 12
+
+
+@needs_handwriting_fonts
+def test_handwriting_fonts_cover_every_digit_in_several_fonts(digits):
+    samples = wild.render_condition("handwriting-fonts", *digits, count=20, seed=0)
+    assert sorted(s.label for s in samples) == sorted("0123456789" * 2)
+    assert len({s.source for s in samples}) >= 3
+    assert {s.source for s in samples} <= {p.name for p in handwriting_fonts()}
+    assert not {s.source for s in samples} & {p.name for p in wild.digit_fonts()}
+
+
+def test_small_numbers_are_two_or_three_digits_on_a_small_canvas(digits):
+    samples = wild.render_condition(wild.SMALL_NUMBER, *digits, count=20, seed=0)
+    for s in samples:
+        assert 2 <= len(s.label) <= 3 and 28 <= s.image.height <= 64 and s.image.width >= 28
+    assert any(s.touching for s in samples) and not all(s.touching for s in samples)

@@ -62,10 +62,11 @@ find scans -name '*.png' | digitlab classify --from-file - --csv --output result
     p.add_argument("--jobs", type=positive_int, metavar="N",
                    help="decode and preprocess in N worker processes (default: one per core; "
                         "1: all in this process)")
-    p.add_argument("--preprocess", choices=("robust", "product", "naive"),
+    p.add_argument("--preprocess", choices=("robust", "plain", "product", "naive"),
                    help="robust: find, crop and centre a digit (digit models' default); "
                         "product: trim, fit and centre one object, as Fashion-MNIST was made "
-                        "(its models' default); naive: the tutorial's squash-to-28×28")
+                        "(its models' default); plain: invert, crop, 20 px, centre by mass, "
+                        "nothing more; naive: the tutorial's squash-to-28×28")
     p.add_argument("--min-confidence", type=probability, default=0.5, metavar="P",
                    help="below this the answer is 'no digit' (default 0.5)")
     p.add_argument("--number", action="store_true", help="read a number: several digits in a row")

@@ -22,6 +22,7 @@ from digitlab.reading.images import ImageInput, to_image
 from digitlab.reading.pipelines import DEFAULT_PIPELINE, preprocess
 from digitlab.reading.preprocess import Prepared
 from digitlab.reading.results import DigitReading, NumberReading
+from digitlab.reading.views import choose_view
 from digitlab.training.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
 
 logger = logging.getLogger(__name__)
@@ -142,13 +143,31 @@ class Predictor:
                       top_k: int = 1) -> list[DigitReading]:
         """One reading per image already preprocessed (reading.pipelines.preprocess, perhaps in
         another process), classified as one batch."""
-        inked = [i for i, p in enumerate(prepared) if p.has_ink]
-        probabilities = self.predict(torch.stack([prepared[i].pixels for i in inked])) if inked else None
-        found = dict(zip(inked, probabilities if probabilities is not None else [], strict=True))
+        chosen = self._read_views(prepared)
         return [
-            self._judge(found.get(i), p.pixels, min_confidence, top_k, preprocess=p.steps)
+            self._judge(chosen[i][0], chosen[i][1], min_confidence, top_k, preprocess=p.steps)
+            if i in chosen else self._judge(None, p.pixels, min_confidence, top_k, preprocess=p.steps)
             for i, p in enumerate(prepared)
         ]
+
+    def _read_views(self, prepared: Sequence[Prepared]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Per inked image, the probabilities and pixels of the view it is read from: its only
+        one, or the one its views' vote picks (reading.views; the vote goes into its steps)."""
+        inked = [i for i, p in enumerate(prepared) if p.has_ink]
+        # Every view of every inked image in one batch: the main view first, then its others.
+        views = [[prepared[i].pixels, *prepared[i].alternatives.values()] for i in inked]
+        batch = [pixels for group in views for pixels in group]
+        probabilities = self.predict(torch.stack(batch)) if batch else torch.zeros(0, len(self.classes))
+        chosen, start = {}, 0
+        for i, group in zip(inked, views, strict=True):
+            probs, start = probabilities[start : start + len(group)], start + len(group)
+            index = 0
+            if len(group) > 1:
+                steps = prepared[i].steps
+                index, record = choose_view([steps["views"]["main"], *prepared[i].alternatives], probs)
+                steps["views"].update(record)
+            chosen[i] = probs[index], group[index]
+        return chosen
 
     def read_number(self, image: ImageInput, min_confidence: float = MIN_CONFIDENCE, *,
                     top_k: int = 1) -> NumberReading:

@@ -37,6 +37,7 @@ class PreparedFile:
     pixels: np.ndarray | None = field(default=None, repr=False)  # 28×28 float32, ink bright
     steps: dict[str, Any] | None = None
     has_ink: bool = False
+    alternatives: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # other views
     image: Image.Image | None = field(default=None, repr=False)
     error: str | None = None
 
@@ -56,7 +57,8 @@ def prepare_file(item: Input, task: Task) -> PreparedFile:
         logger.debug("preprocessing %s failed", item, exc_info=True)
         return PreparedFile(item, error=f"{item}: could not be read ({type(e).__name__}: {e}); "
                                         "this is a bug in digitlab, please report it")
-    return PreparedFile(item, prepared.pixels.numpy(), prepared.steps, prepared.has_ink,
+    others = {name: pixels.numpy() for name, pixels in prepared.alternatives.items()}
+    return PreparedFile(item, prepared.pixels.numpy(), prepared.steps, prepared.has_ink, others,
                         image if task.keep_image else None)
 
 

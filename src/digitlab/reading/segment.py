@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.reading.preprocess import CANVAS, EIGHT, ink_map, normalise_digit, to_original
+from digitlab.reading.ink import EIGHT, WORK_SIZE, ink_map, to_original
+from digitlab.reading.preprocess import CANVAS, normalise_digit
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,17 @@ GROUP = 3  # at most this many neighbouring pieces are tried as one digit, and o
 WIDEST = 1.5  # together no wider than this share of the digit height, and when at most one
 PART = 0.75  # of them is a whole digit's height (two of those are two digits, never one)
 DIGIT_BONUS = 0.3  # added to each digit's log-confidence: a near tie goes to more digits
+SMALL = 256  # pictures shorter than this on their longer side are enlarged to about it first,
+MAX_ENLARGE = 8  # so that the anti-aliased rims of digits 1-2 px apart do not join them
+WIDE = 0.8  # a piece wider than this share of its height may be touching digits: cut it too,
+TWICE = 1.6  # (beside two digits or more: one wider than this many times their median width)
+NARROWEST = 0.25  # at columns with little ink, no nearer than this share of its height together
+MAX_CUTS = 4
+ONE_WIDE, WIDE_COST = 1.25, 2.0  # a digit wider than this share of its height costs this
+NECK = 0.6  # eroding a piece no further than this share of its deepest point, looking for
+CORE = 0.15  # cores at least this share of the biggest one's size
+CUT_COST = 0.2  # taken off the bonus of a digit that is only part of a cut piece,
+SLICE_SURE = 0.7  # which is only a digit at all when the model gives it at least this
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]  # N×28×28 → N×classes probabilities
 
@@ -75,6 +87,7 @@ class _Piece:
     y0: int
     x1: int
     y1: int
+    blob: int = 0  # slices cut from one wide piece share a blob number (> 0); they may rejoin
 
     @property
     def width(self) -> int:
@@ -103,7 +116,10 @@ def segment_number(image: Image.Image, classify: Classifier | None = None) -> Nu
     as one digit, the split with the highest total log-confidence is kept, and each digit
     keeps its probabilities (so the caller need not classify it again).
     """
-    ink, info = ink_map(image)
+    enlarged, factor = _enlarged(image)
+    ink, info = ink_map(enlarged, max(enlarged.size) if factor > 1 else WORK_SIZE)
+    if factor > 1:  # boxes are reported in the picture's own pixels
+        info.update(size=list(image.size), work_scale=info["work_scale"] * factor, enlarged=factor)
     steps: dict[str, Any] = {"pipeline": "robust", **info, "digits": 0}
     if not info["has_ink"]:
         return NumberSegmentation([], steps)
@@ -115,13 +131,103 @@ def segment_number(image: Image.Image, classify: Classifier | None = None) -> Nu
     ]
     pieces = _attach_fragments(_merge_overlapping(pieces))
     pieces.sort(key=lambda p: p.x0 + p.x1)
-    if classify is None or len(pieces) < 2:
+    if classify is None:
         digits = [_crop(ink, labels, piece, info) for piece in pieces]
     else:
-        digits = _best_split(pieces, lambda piece: _crop(ink, labels, piece, info), classify)
+        pieces = _slice_wide(pieces, labels)
+        if len(pieces) < 2:
+            digits = [_crop(ink, labels, piece, info) for piece in pieces]
+        else:
+            digits = _best_split(pieces, lambda piece: _crop(ink, labels, piece, info), classify)
     steps.update(digits=len(digits), components=count)
     logger.debug("%d components → %d digits", count, len(digits))
     return NumberSegmentation(digits, steps)
+
+
+def _enlarged(image: Image.Image) -> tuple[Image.Image, int]:
+    """A small picture enlarged (bilinear) by a whole factor to about SMALL px, and the factor."""
+    factor = min(MAX_ENLARGE, SMALL // max(image.size))
+    if factor < 2:
+        return image, 1
+    if image.mode not in ("L", "RGB", "RGBA", "LA", "F"):
+        image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "RGB")
+    size = (image.width * factor, image.height * factor)
+    return image.resize(size, Image.Resampling.BILINEAR), factor
+
+
+def _slice_wide(pieces: list[_Piece], labels: np.ndarray) -> list[_Piece]:
+    """Wide pieces (touching digits?) split into slices of one blob, at a neck if it has one
+    (where two digits touch), else at its thinnest columns. `labels` gains the slices' labels.
+
+    The model later decides, slice run by slice run, which slices are one digit (_best_split).
+    """
+    out: list[_Piece] = []
+    tallest = max((p.height for p in pieces), default=0)
+    whole = [p for p in pieces if p.height >= PART * tallest]
+    for blob, piece in enumerate(pieces, start=1):
+        # Only a piece of a whole digit's height can be two digits side by side (not a loose
+        # bar); beside other digits it must be as wide as two of them, alone wider than tall.
+        others = [p.width for p in whole if p is not piece]
+        wide = (piece.width > TWICE * float(np.median(others)) if len(others) >= 2
+                else piece.width > WIDE * piece.height)
+        if not wide or piece.height < PART * tallest:
+            out.append(piece)
+            continue
+        parts = _split_at_necks(piece, labels, blob)
+        if parts is None:
+            cuts = _cut_columns(piece, labels)
+            edges = [piece.x0, *cuts, piece.x1]
+            parts = []
+            for a, b in zip(edges, edges[1:], strict=False):
+                rows = np.flatnonzero(np.isin(labels[piece.y0 : piece.y1, a:b], piece.labels).any(axis=1))
+                if rows.size:
+                    parts.append(_Piece(list(piece.labels), a, piece.y0 + int(rows[0]), b,
+                                        piece.y0 + int(rows[-1]) + 1, blob if cuts else 0))
+        out += parts
+    return out
+
+
+def _split_at_necks(piece: _Piece, labels: np.ndarray, blob: int) -> list[_Piece] | None:
+    """Erode the piece until it falls apart into cores of some size; every pixel goes to the
+    nearest core. None when it never does (no neck: one digit, or digits crossing)."""
+    window = (slice(piece.y0, piece.y1), slice(piece.x0, piece.x1))
+    own = np.isin(labels[window], piece.labels)
+    depth = ndimage.distance_transform_edt(own)
+    for level in np.linspace(1.0, NECK * float(depth.max()), 6):
+        cores, count = ndimage.label(depth > level, structure=EIGHT)
+        if count < 2:
+            continue
+        sizes = np.bincount(cores.ravel(), minlength=count + 1)[1:]
+        big = [k + 1 for k in range(count) if sizes[k] >= CORE * sizes.max()]
+        if len(big) >= 2:
+            break
+    else:
+        return None
+    near = ndimage.distance_transform_edt(~np.isin(cores, big), return_indices=True)[1]
+    owner = cores[near[0], near[1]]
+    parts, first = [], int(labels.max()) + 1
+    for k, core in enumerate(big):
+        mask = own & (owner == core)
+        labels[window][mask] = first + k
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        parts.append(_Piece([first + k], piece.x0 + int(cols[0]), piece.y0 + int(rows[0]),
+                            piece.x0 + int(cols[-1]) + 1, piece.y0 + int(rows[-1]) + 1, blob))
+    return sorted(parts, key=lambda p: p.x0 + p.x1)
+
+
+def _cut_columns(piece: _Piece, labels: np.ndarray) -> list[int]:
+    """Up to MAX_CUTS columns of a piece where its ink is thinnest (local minima), apart."""
+    own = np.isin(labels[piece.y0 : piece.y1, piece.x0 : piece.x1], piece.labels)
+    profile = ndimage.uniform_filter1d(own.sum(axis=0).astype(np.float32), 3)
+    gap = max(2, round(NARROWEST * piece.height))
+    inner = range(gap, piece.width - gap)
+    minima = [x for x in inner if profile[x] <= profile[x - 1] and profile[x] <= profile[x + 1]
+              and profile[x] < 0.5 * float(profile.max())]
+    chosen: list[int] = []
+    for x in sorted(minima, key=lambda x: profile[x]):
+        if len(chosen) < MAX_CUTS and all(abs(x - c) >= gap for c in chosen):
+            chosen.append(x)
+    return sorted(piece.x0 + x for x in chosen)
 
 
 def find_digits(image: Image.Image) -> list[DigitCrop]:
@@ -178,19 +284,38 @@ def _best_split(
         run = _Piece(list(pieces[i].labels), pieces[i].x0, pieces[i].y0, pieces[i].x1, pieces[i].y1)
         candidates[i, i + 1] = run
         whole = int(pieces[i].height >= PART * height)  # whole-height pieces in the run
-        for j in range(i + 1, min(i + GROUP, len(pieces))):
+        for j in range(i + 1, len(pieces)):
             run = _Piece(list(run.labels), run.x0, run.y0, run.x1, run.y1)
             run.absorb(pieces[j])
             whole += int(pieces[j].height >= PART * height)
-            if whole > 1 or run.width > WIDEST * max(height, run.height):
+            # slices of one cut piece may be one digit however many and tall they are (a cut 0)
+            siblings = pieces[i].blob > 0 and all(p.blob == pieces[i].blob for p in pieces[i : j + 1])
+            too_many = not siblings and (whole > 1 or j >= i + GROUP)
+            if too_many or run.width > WIDEST * max(height, run.height):
                 break
             candidates[i, j + 1] = run
+    for blob in {p.blob for p in pieces if p.blob}:  # a cut piece may always be one digit again
+        members = [k for k, p in enumerate(pieces) if p.blob == blob]
+        first = pieces[members[0]]
+        rejoined = _Piece(list(first.labels), first.x0, first.y0, first.x1, first.y1)
+        for k in members[1:]:
+            rejoined.absorb(pieces[k])
+        candidates.setdefault((members[0], members[-1] + 1), rejoined)
     keys = list(candidates)
     crops = [crop(candidates[k]) for k in keys]
     probabilities = classify(torch.stack([c.pixels for c in crops]))
     for c, probs in zip(crops, probabilities, strict=True):
         c.probabilities = probs
     scores = dict(zip(keys, probabilities.amax(1).log().tolist(), strict=True))
+    for i, j in keys:  # two digits squeezed into one 20-px box read as one: a poor bet
+        run = candidates[i, j]
+        if run.height >= PART * height and run.width > ONE_WIDE * run.height:
+            scores[i, j] -= WIDE_COST
+    for i, j in keys:  # a digit that cuts through a piece: its slices must read better apart
+        left = i > 0 and pieces[i].blob > 0 and pieces[i - 1].blob == pieces[i].blob
+        right = j < len(pieces) and pieces[j].blob > 0 and pieces[j].blob == pieces[j - 1].blob
+        if left or right:  # and it must be read clearly: half a 0 is a poor 1
+            scores[i, j] = scores[i, j] - CUT_COST if math.exp(scores[i, j]) >= SLICE_SURE else -math.inf
     crop_of = dict(zip(keys, crops, strict=True))
     # best[j]: the best total for the first j pieces, and where its last digit starts.
     best: list[tuple[float, int]] = [(0.0, 0)] + [(-math.inf, 0)] * len(pieces)

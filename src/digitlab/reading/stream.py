@@ -119,4 +119,5 @@ def _classify(predictor: Predictor, files: Sequence[PreparedFile],
 
 def _as_prepared(file: PreparedFile) -> Prepared:
     assert file.pixels is not None, "a file prepared without error has its pixels"
-    return Prepared(torch.from_numpy(file.pixels), file.steps or {}, file.has_ink)
+    others = {name: torch.from_numpy(pixels) for name, pixels in file.alternatives.items()}
+    return Prepared(torch.from_numpy(file.pixels), file.steps or {}, file.has_ink, others)

@@ -167,14 +167,16 @@ def _wild(report: Report) -> str:
                 "</code></pre>")
     rows = []
     for condition, scores in report.wild["results"].items():
-        robust, naive = scores.get("robust", {}), scores.get("naive")
+        robust, naive, plain = scores.get("robust", {}), scores.get("naive"), scores.get("plain")
         rows.append((condition, robust.get("n", ""), _pct(naive["accuracy"]) if naive else "—",
+                     _pct(plain["accuracy"]) if plain else "—",
                      _pct(robust["accuracy"]) if "accuracy" in robust else "—"))
     return (f"<p>From <code>{escape(str(report.wild_source))}</code> (model "
             f"{escape(str(report.wild.get('model') or 'packaged default'))}, seed "
             f"{escape(str(report.wild.get('seed')))}): test digits re-rendered as canvases, ink, "
-            "photos and scans, read through the tutorial's naive preprocessing and digitlab's.</p>"
-            + _table(("condition", "images", "naive", "digitlab"), rows))
+            "photos and scans, read through the tutorial's naive preprocessing, the plain MNIST "
+            "recipe and digitlab's.</p>"
+            + _table(("condition", "images", "naive", "plain", "digitlab"), rows))
 
 
 def _training(report: Report, images: dict[str, bytes]) -> str:

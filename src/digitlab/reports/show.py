@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.reading.results import NumberReading
+from digitlab.reading.results import DigitReading, NumberReading
 from digitlab.reading.stream import FileReading
 from digitlab.reports.plots import plot_prediction, save_figure
 
@@ -27,6 +27,7 @@ def write_show(result: FileReading, classes: Sequence[str], folder: Path, index:
     title = f"{Path(result.path).name}: {answer if answer else nothing}"
     if reason:
         title += f" ({reason})"
+    title += _how_seen(digits)
     shown = [d for d in digits if d.probabilities is not None]
     fig = plot_prediction(
         np.asarray(image.convert("RGB")),
@@ -37,6 +38,18 @@ def write_show(result: FileReading, classes: Sequence[str], folder: Path, index:
     path = folder / f"{index:04d}-{Path(result.path).stem}.png"
     save_figure(fig, path)
     return path
+
+
+def _how_seen(digits: Sequence[DigitReading]) -> str:
+    """A second title line: which of robust's views the model answered from and why
+    (reading.views), or how many edges running into the frame were ignored; else nothing."""
+    steps = (digits[0].preprocess or {}) if len(digits) == 1 else {}
+    views = steps.get("views")
+    if views and "chosen" in views:
+        return f"\nview: {views['chosen']} ({views['because']}; {views['why']})"
+    if steps.get("edges_removed"):
+        return f"\n{steps['edges_removed']} edge(s) running into the frame ignored"
+    return ""
 
 
 def write_shows(results: Sequence[FileReading], classes: Sequence[str], folder: Path,

@@ -66,6 +66,7 @@ class TrainConfig:
     amp: str = "off"  # mixed precision on CUDA: off, bf16 or fp16 (training.precision)
     printed: int = 0  # typeset digits added to the training split (digitlab.writing.synthetic)
     redrawn: int = 0  # training digits re-drawn with an even pen and added (digitlab.writing.synthetic)
+    styled: int = 0  # training digits in styles and pictures MNIST lacks (digitlab.writing.synthetic)
     batch_size: int = 64
     test_batch_size: int = 1000
     epochs: int = 14

@@ -281,8 +281,8 @@ def _check_ranks(record: RunRecord, model: nn.Module, ranks: distributed.Distrib
 
 def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
                    data: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training split plus the recipe's typeset and re-drawn digits (digitlab.writing.synthetic)."""
-    if not (config.printed or config.redrawn):
+    """The training split plus the recipe's typeset, re-drawn and styled digits (writing.synthetic)."""
+    if not (config.printed or config.redrawn or config.styled):
         return images, labels  # no import of the font and stroke machinery, no copy
     from digitlab.writing import synthetic
 
@@ -298,6 +298,9 @@ def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConf
     if config.redrawn:
         parts.append(synthetic.redrawn_digits(images, labels, share(config.redrawn), config.seed,
                                               progress=config.progress))
+    if config.styled:
+        parts.append(synthetic.styled_digits(images, labels, share(config.styled), config.seed,
+                                             progress=config.progress))
     return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
 
 

@@ -106,3 +106,18 @@ def redraw_with_pen(
     alpha = np.clip(radius + 0.5 - dist, 0.0, 1.0).astype(np.float32)  # anti-aliased edge
     rows, cols = np.nonzero(alpha)
     return alpha[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+
+def write_with_pen(
+    digit: np.ndarray, rng: np.random.Generator, height: float, pen: float, tilt: float,
+    slant: float, max_width: float = np.inf, lean: tuple[float, float] = (0.0, 0.0),
+) -> np.ndarray:
+    """`digit` written `height` px tall with a round pen `pen` px wide (never thicker than
+    height / MAX_PEN), turned by up to ±`tilt` degrees and sheared by up to ±`slant` around
+    `lean` (the angle and shear a writer keeps across a number), drawn from `rng`.
+
+    The one place where a training digit (writing.synthetic) and a benchmark digit
+    (writing.pages, wild, wild_hard) get their pen; they differ only in the ranges they pass.
+    """
+    return redraw_with_pen(digit, height, min(pen, height / MAX_PEN), lean[0] + rng.uniform(-tilt, tilt),
+                           lean[1] + rng.uniform(-slant, slant), max_width)

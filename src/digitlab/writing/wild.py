@@ -3,14 +3,16 @@
 Each handwritten sample re-draws an MNIST test digit's centre line (`digitlab.writing.strokes`) with a
 pen of a chosen width, size, slant and position, so stroke width and layout vary as they do
 in user uploads. Printed digits use the TrueType fonts found on the machine (`digitlab.writing.fonts`),
-so that condition depends on the installed fonts. Every sample is drawn from its own generator
+so that condition depends on the installed fonts. The harder conditions (continental styles,
+low-resolution scans, shadows and page edges, marker, handwriting fonts, small numbers) are
+drawn by `digitlab.writing.wild_hard`. Every sample is drawn from its own generator
 seeded with (seed, condition, index): the same seed gives the same pixels, and sample i
-does not depend on how many samples were asked for.
+does not depend on how many samples were asked for. The pages they are drawn on (canvases,
+paper, photos, thin-pen scans) are `digitlab.writing.pages`.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import zlib
@@ -20,23 +22,26 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFont
 
 from digitlab.errors import ConfigError
 from digitlab.files import atomic_path, write_json
-from digitlab.writing.fonts import digit_fonts
-from digitlab.writing.strokes import MAX_PEN, redraw_with_pen
+from digitlab.writing import wild_hard
+from digitlab.writing.fonts import HANDWRITING_PACKAGES, digit_fonts, handwriting_fonts
+from digitlab.writing.pages import HANDWRITTEN, blend, to_image
+from digitlab.writing.strokes import write_with_pen
 
 __all__ = [  # digit_fonts is re-exported from digitlab.writing.fonts
-    "CANVAS_SIZES", "CONDITIONS", "NUMBER", "WildSample", "digit_fonts", "load_wild_set",
+    "CONDITIONS", "NUMBER", "NUMBERS", "SMALL_NUMBER", "WildSample", "digit_fonts", "load_wild_set",
     "make_wild_set", "render_condition", "render_numbers", "save_wild_set",
 ]
 
 logger = logging.getLogger(__name__)
 
-CONDITIONS = ("canvas", "paper", "photo", "thin-pen", "printed")
-NUMBER = "number"
-CANVAS_SIZES = ((280, 280), (400, 250), (300, 500), (500, 400), (360, 240))
+CONDITIONS = ("canvas", "paper", "photo", "thin-pen", "printed",  # one digit per picture
+              "continental", "low-res", "shadow", "marker", "handwriting-fonts")
+NUMBER, SMALL_NUMBER = "number", "small-number"
+NUMBERS = (NUMBER, SMALL_NUMBER)  # several digits per picture
 
 
 @dataclass
@@ -46,122 +51,12 @@ class WildSample:
     image: Image.Image
     label: str  # one digit ("7") or a digit string ("2024")
     condition: str
-    touching: bool = False  # digits of a number whose ink touches (never, for now)
+    touching: bool = False  # digits of a number whose ink touches (small numbers, sometimes)
     source: str = ""  # "mnist:<index>[,<index>...]" or the font file's name
 
 
 def _rng(seed: int, condition: str, *keys: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(condition.encode()), *keys])
-
-
-# ---------------------------------------------------------------- pages
-
-
-def _blend(page: np.ndarray, alpha: np.ndarray, top: int, left: int, ink: Any) -> None:
-    """Lay ink of colour `ink` with coverage `alpha` onto `page` (H×W×C floats), in place."""
-    region = page[top : top + alpha.shape[0], left : left + alpha.shape[1]]
-    a = alpha[..., None]
-    region[:] = region * (1 - a) + np.asarray(ink, dtype=np.float32) * a
-
-
-def _place(rng: np.random.Generator, page: np.ndarray, alpha: np.ndarray, ink: Any) -> None:
-    """Blend `alpha` at a random position where it fits whole (often off-centre)."""
-    top = int(rng.integers(0, page.shape[0] - alpha.shape[0] + 1))
-    left = int(rng.integers(0, page.shape[1] - alpha.shape[1] + 1))
-    _blend(page, alpha, top, left, ink)
-
-
-def _to_image(page: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.clip(np.round(page), 0, 255).astype(np.uint8))
-
-
-def _pen_on_page(
-    rng: np.random.Generator, digit: np.ndarray, size: tuple[int, int],
-    fraction: tuple[float, float], tilt: float, width: float = 0.0, relative: float = 0.0,
-) -> np.ndarray:
-    """A pen mask whose ink is `fraction` of the page height and fits the page width.
-
-    The pen is `width` pixels wide, or else `relative` times the ink height.
-    """
-    w, h = size
-    height = h * rng.uniform(*fraction)
-    width = width or relative * height
-    pen = min(width, height / MAX_PEN)
-    return redraw_with_pen(digit, height, pen, rng.uniform(-tilt, tilt), rng.uniform(-0.2, 0.2),
-                           max_width=0.95 * w)
-
-
-# ---------------------------------------------------------------- conditions
-
-
-def _canvas(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
-    """A mouse/touch canvas: thick strokes, black/white or transparent, anywhere on it."""
-    w, h = CANVAS_SIZES[int(rng.integers(len(CANVAS_SIZES)))]
-    alpha = _pen_on_page(rng, digit, (w, h), (0.22, 0.88), 5, width=rng.uniform(6, 20))
-    scheme = rng.choice(["white-on-black", "black-on-white", "transparent"])
-    if scheme == "transparent":  # a web canvas's toDataURL(): clear background, opaque ink
-        page = np.zeros((h, w, 1), np.float32)
-        _place(rng, page, alpha, 255.0)
-        ink = np.zeros((h, w, 3), np.float32) + (255.0 if rng.random() < 0.2 else 0.0)
-        return _to_image(np.concatenate([ink, page], axis=2))
-    light = 255.0 if scheme == "black-on-white" else 0.0
-    page = np.full((h, w, 3), light, np.float32)
-    _place(rng, page, alpha, 255.0 - light)
-    return _to_image(page)
-
-
-def _paper(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
-    """Dark or blue-black ink on white paper, scanned: moderate pen, a little rotation."""
-    w, h = (int(v) for v in rng.integers(240, 721, size=2))
-    alpha = _pen_on_page(rng, digit, (w, h), (0.3, 0.8), 10, relative=rng.uniform(0.05, 0.1))
-    page = np.full((h, w, 3), rng.uniform(238, 255), np.float32)
-    blue_black = rng.random() < 0.4
-    ink = (20, 30, rng.uniform(80, 120)) if blue_black else (rng.uniform(10, 50),) * 3
-    _place(rng, page, alpha, ink)
-    return _to_image(page).filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.7)))
-
-
-def _lighting(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A brightness factor falling by 30-40% across the image, linearly or radially."""
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    if rng.random() < 0.5:
-        t = rng.uniform(0, 2 * np.pi)
-        g = xs * np.cos(t) + ys * np.sin(t)
-    else:
-        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-        g = np.hypot(ys - cy, xs - cx)
-    g = (g - g.min()) / max(float(g.max() - g.min()), 1e-6)
-    return 1.0 - rng.uniform(0.3, 0.4) * g
-
-
-def _photo(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
-    """A phone photo of paper: grey, unevenly lit, colour cast, noisy, soft, JPEG-compressed."""
-    w, h = (int(v) for v in rng.integers(320, 801, size=2))
-    alpha = _pen_on_page(rng, digit, (w, h), (0.25, 0.7), 10, relative=rng.uniform(0.05, 0.1))
-    paper = rng.uniform(160, 215) * (1 + rng.uniform(-0.06, 0.06, size=3))
-    page = np.empty((h, w, 3), np.float32)
-    page[:] = paper
-    _place(rng, page, alpha, (rng.uniform(25, 70),) * 3)
-    page *= _lighting(rng, h, w)[..., None]
-    page += rng.normal(0, rng.uniform(3, 8), size=page.shape).astype(np.float32)
-    soft = _to_image(page).filter(ImageFilter.GaussianBlur(rng.uniform(0.5, 1.2)))
-    buffer = io.BytesIO()
-    soft.save(buffer, format="JPEG", quality=int(rng.integers(60, 86)))
-    decoded = Image.open(io.BytesIO(buffer.getvalue()))
-    decoded.load()
-    return decoded
-
-
-def _thin_pen(rng: np.random.Generator, digit: np.ndarray) -> Image.Image:
-    """A stylus or fine pen on a large, high-resolution canvas: 1-3 px strokes."""
-    w, h = (int(v) for v in rng.integers(800, 1201, size=2))
-    alpha = _pen_on_page(rng, digit, (w, h), (0.2, 0.8), 6, width=rng.uniform(1, 3))
-    page = np.full((h, w, 3), rng.uniform(230, 255), np.float32)
-    _place(rng, page, alpha, (rng.uniform(0, 60),) * 3)
-    return _to_image(page)
-
-
-_HANDWRITTEN = {"canvas": _canvas, "paper": _paper, "photo": _photo, "thin-pen": _thin_pen}
 
 
 # ---------------------------------------------------------------- printed digits
@@ -219,8 +114,7 @@ def _number(
     masks = []
     for k in picks:
         h = h0 * rng.uniform(0.85, 1.15)
-        masks.append(redraw_with_pen(images[k], h, min(pen, h / MAX_PEN),
-                                     tilt + rng.uniform(-3, 3), slant + rng.uniform(-0.05, 0.05)))
+        masks.append(write_with_pen(images[k], rng, h, pen, 3, 0.05, lean=(tilt, slant)))
     corners, (w, h) = _number_layout(rng, masks, h0, min_gap=max(4, round(0.1 * h0)))
     if canvas_look:
         paper = 255.0 if rng.random() < 0.5 else 0.0
@@ -229,10 +123,10 @@ def _number(
         paper, ink = rng.uniform(238, 255), (rng.uniform(10, 50),) * 3
     page = np.full((h, w, 3), paper, np.float32)
     for (top, left), mask in zip(corners, masks, strict=True):
-        _blend(page, mask, top, left, ink)
+        blend(page, mask, top, left, ink)
     label = "".join(str(int(labels[k])) for k in picks)
     source = "mnist:" + ",".join(str(int(k)) for k in picks)
-    return WildSample(_to_image(page), label, NUMBER, touching=False, source=source)
+    return WildSample(to_image(page), label, NUMBER, touching=False, source=source)
 
 
 # ---------------------------------------------------------------- public API
@@ -252,27 +146,53 @@ def render_condition(
 ) -> list[WildSample]:
     """`count` samples of one condition from MNIST test `images` (uint8 N×28×28) and `labels`.
 
-    "printed" ignores the images and typesets the ten digits in turn; "number" is
-    `render_numbers` with its default lengths.
+    "printed" and "handwriting-fonts" ignore the images and typeset the ten digits in turn;
+    "continental" uses only the 1s, 4s and 7s; "number" is `render_numbers` with its default
+    lengths; "small-number" is two or three digits written small.
     """
     if condition == NUMBER:
         return render_numbers(images, labels, count, seed)
-    if condition not in CONDITIONS:
-        raise ConfigError(f"unknown condition {condition!r}; choose from {CONDITIONS + (NUMBER,)}")
-    if condition == "printed":
-        fonts = digit_fonts()
+    if condition not in (*CONDITIONS, SMALL_NUMBER):
+        raise ConfigError(f"unknown condition {condition!r}; choose from {CONDITIONS + NUMBERS}")
+    if condition in ("printed", "handwriting-fonts"):
+        fonts = digit_fonts() if condition == "printed" else handwriting_fonts()
         if not fonts:
-            raise ConfigError("no font with digits found (not even matplotlib's)")
+            raise ConfigError("no font with digits found (not even matplotlib's)" if condition == "printed"
+                              else "no handwriting font installed (apt-get install "
+                              f"{' '.join(HANDWRITING_PACKAGES)})")
         start = int(_rng(seed, condition).integers(10))
-        return [_printed(_rng(seed, condition, i), (start + i) % 10, fonts) for i in range(count)]
+        if condition == "printed":
+            return [_printed(_rng(seed, condition, i), (start + i) % 10, fonts) for i in range(count)]
+        return [_typeset_by_hand(_rng(seed, condition, i), (start + i) % 10, fonts) for i in range(count)]
     arr, labs = _as_arrays(images, labels)
-    order = _rng(seed, condition).permutation(len(arr))  # no digit repeats before all are used
+    if condition == SMALL_NUMBER:
+        samples = []
+        for i in range(count):
+            image, label, touching, source = wild_hard.small_number(_rng(seed, condition, i), arr, labs)
+            samples.append(WildSample(image, label, condition, touching, source))
+        return samples
+    pool = np.arange(len(arr))
+    if condition == "continental":
+        pool = pool[np.isin(labs, wild_hard.CONTINENTAL_DIGITS)]
+        if len(pool) == 0:
+            raise ConfigError("the continental condition needs 1s, 4s or 7s among the images")
+    order = pool[_rng(seed, condition).permutation(len(pool))]  # no repeats before all are used
     samples = []
     for i in range(count):
-        k = int(order[i % len(arr)])
-        image = _HANDWRITTEN[condition](_rng(seed, condition, i), arr[k])
+        k = int(order[i % len(order)])
+        rng = _rng(seed, condition, i)
+        if condition in HANDWRITTEN:
+            image = HANDWRITTEN[condition](rng, arr[k])
+        else:
+            image = wild_hard.RENDERERS[condition](rng, arr[k], int(labs[k]))
         samples.append(WildSample(image, str(int(labs[k])), condition, source=f"mnist:{k}"))
     return samples
+
+
+def _typeset_by_hand(rng: np.random.Generator, digit: int, fonts: tuple[Path, ...]) -> WildSample:
+    path = fonts[int(rng.integers(len(fonts)))]
+    image = wild_hard.font_on_paper(rng, path, digit)
+    return WildSample(image, str(digit), "handwriting-fonts", source=path.name)
 
 
 def render_numbers(
@@ -293,9 +213,9 @@ def render_numbers(
 def make_wild_set(
     images: torch.Tensor, labels: torch.Tensor, per_condition: int, seed: int
 ) -> list[WildSample]:
-    """`per_condition` samples of every condition in CONDITIONS, then as many numbers."""
+    """`per_condition` samples of every condition in CONDITIONS, then as many of each NUMBERS."""
     samples: list[WildSample] = []
-    for condition in (*CONDITIONS, NUMBER):
+    for condition in (*CONDITIONS, *NUMBERS):
         samples += render_condition(condition, images, labels, per_condition, seed)
     return samples
 
