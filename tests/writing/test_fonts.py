@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib
 import pytest
 
-from digitlab.writing import fonts, wild
+from digitlab.writing import fonts
 
 MPL_FONTS = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
@@ -38,4 +38,3 @@ def test_digit_fonts_searches_font_dirs(tmp_path: Path, monkeypatch, fresh_cache
     found = fonts.digit_fonts()
     assert nested / "HouseSerif.TTF" in found
     assert all(path.name not in ("Broken.otf", "notes.txt") for path in found)
-    assert wild.digit_fonts is fonts.digit_fonts  # the old import path still works

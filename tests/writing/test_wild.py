@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from digitlab.errors import ConfigError
 from digitlab.writing import wild
-from digitlab.writing.fonts import HANDWRITING_PACKAGES, handwriting_fonts
+from digitlab.writing.fonts import HANDWRITING_PACKAGES, digit_fonts, handwriting_fonts
 from digitlab.writing.pages import CANVAS_SIZES
 
 ALL = (*wild.CONDITIONS, *wild.NUMBERS)
@@ -139,7 +139,7 @@ def test_printed_covers_all_digits_in_several_fonts(digits):
 
 
 def test_digit_fonts_skip_symbol_fonts():
-    names = {path.name for path in wild.digit_fonts()}
+    names = {path.name for path in digit_fonts()}
     assert len(names) >= 2
     for bad in ("cmex10.ttf", "cmsy10.ttf", "STIXSizOneSymReg.ttf", "LastResortHE-Regular.ttf",
                 "DejaVuSansDisplay.ttf"):
@@ -247,7 +247,7 @@ def test_handwriting_fonts_cover_every_digit_in_several_fonts(digits):
     assert sorted(s.label for s in samples) == sorted("0123456789" * 2)
     assert len({s.source for s in samples}) >= 3
     assert {s.source for s in samples} <= {p.name for p in handwriting_fonts()}
-    assert not {s.source for s in samples} & {p.name for p in wild.digit_fonts()}
+    assert not {s.source for s in samples} & {p.name for p in digit_fonts()}
 
 
 def test_small_numbers_are_two_or_three_digits_on_a_small_canvas(digits):

@@ -31,8 +31,8 @@ from digitlab.writing.fonts import HANDWRITING_PACKAGES, digit_fonts, handwritin
 from digitlab.writing.pages import HANDWRITTEN, blend, to_image
 from digitlab.writing.strokes import write_with_pen
 
-__all__ = [  # digit_fonts is re-exported from digitlab.writing.fonts
-    "CONDITIONS", "NUMBER", "NUMBERS", "SMALL_NUMBER", "WildSample", "digit_fonts", "load_wild_set",
+__all__ = [
+    "CONDITIONS", "NUMBER", "NUMBERS", "SMALL_NUMBER", "WildSample", "load_wild_set",
     "make_wild_set", "render_condition", "render_numbers", "save_wild_set",
 ]
 
