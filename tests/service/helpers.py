@@ -124,11 +124,15 @@ def live_server(env: dict[str, str] | None = None, workers: int = 1, start_timeo
 
 
 def wait_ready(base: str, server: subprocess.Popen[bytes], log: Any, timeout: float) -> None:
+    """Until `base`/readyz answers 200; the server's output (from `log`, a file, or else its
+    pipe) in the error if it exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            log.seek(0)
-            raise AssertionError(f"the server exited ({server.returncode}): {log.read().decode()[-2000:]}")
+            if log is not None:
+                log.seek(0)
+            output = log.read() if log is not None else server.communicate()[0]
+            raise AssertionError(f"the server exited ({server.returncode}): {output.decode()[-2000:]}")
         try:
             if get(base + "/readyz", timeout=2)[0] == 200:
                 return

@@ -7,12 +7,12 @@ import io
 import logging
 import re
 import struct
-import warnings
 import zlib
 
 import pytest
 import schemathesis
 import torch
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, settings
 from PIL import Image
 from schemathesis.checks import not_a_server_error
@@ -30,17 +30,6 @@ from tests.service.helpers import (
     png,
     untrained_predictor,
 )
-
-with warnings.catch_warnings():  # Starlette 1.x nags about httpx; TestClient still works with it
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
-
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
-
-
-@pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    return untrained_predictor()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.service.helpers import RAW, SEVEN, free_port, get
+from tests.service.helpers import RAW, SEVEN, free_port, get, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -164,7 +163,7 @@ def test_the_images_command_serves_as_a_non_root_user(installed):
                                    *image.cmd], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             base = f"http://127.0.0.1:{port}"
-            wait_for(base, server)
+            wait_ready(base, server, None, 180)
             check_the_service(base)
             health = subprocess.run([*as_user, "env", "-i", *(f"{k}={v}" for k, v in env.items()),
                                      *image.healthcheck], capture_output=True, timeout=30)
@@ -176,17 +175,6 @@ def test_the_images_command_serves_as_a_non_root_user(installed):
     assert "Traceback" not in output, output
 
 
-def wait_for(base: str, server: subprocess.Popen[bytes], timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, server.communicate()[0].decode()[-3000:]
-        try:
-            if get(base + "/readyz", timeout=2)[0] == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"the image's command did not get ready within {timeout:.0f} s")
 
 
 def check_the_service(base: str) -> None:

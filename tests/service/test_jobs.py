@@ -5,24 +5,18 @@ from __future__ import annotations
 import io
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from digitlab.reading.predictor import Predictor
 from digitlab.service import ServiceSettings, create_app
 from tests.service.helpers import RAW, SEVEN, number_image, png, untrained_predictor
 
-with warnings.catch_warnings():  # Starlette 1.x nags about httpx; TestClient still works with it
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
-
 SEVEN_PIXELS = Image.open(io.BytesIO(SEVEN)).width * Image.open(io.BytesIO(SEVEN)).height
-
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
 
 class Gated:

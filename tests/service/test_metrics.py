@@ -4,20 +4,14 @@ from __future__ import annotations
 
 import re
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from digitlab.service import ServiceSettings, create_app
 from tests.service.helpers import RAW, SEVEN, get, live_server, untrained_predictor
-
-with warnings.catch_warnings():  # Starlette 1.x nags about httpx; TestClient still works with it
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
-
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:

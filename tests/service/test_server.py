@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-import warnings
 
 import pytest
+from fastapi.testclient import TestClient
 
 from digitlab.errors import CheckpointError
-from digitlab.reading.predictor import Predictor
 from digitlab.service import ServiceSettings, create_app, serve
 from digitlab.service.metrics import MULTIPROCESS_ENV
 from digitlab.service.protocol import LIMITS_KEY, PROTOCOL, ConnectionLimits
 from digitlab.training.checkpoint import save_checkpoint
 from tests.drawing import digit_image
-from tests.service.helpers import RAW, SEVEN, png, untrained_predictor
-
-with warnings.catch_warnings():  # Starlette 1.x nags about httpx; TestClient still works with it
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
-
-pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
-
-
-@pytest.fixture(scope="module")
-def predictor() -> Predictor:
-    return untrained_predictor()
+from tests.service.helpers import RAW, SEVEN, png
 
 
 @pytest.fixture
