@@ -180,3 +180,14 @@ def test_a_small_ten_on_a_28_px_canvas_is_read(predictor, gap):
 
     image = small_number("10", height=18, gap=gap, canvas=(28, 28), stroke=2)
     assert predictor.read_number(image).text == "10"  # was 70
+
+
+@pytest.mark.parametrize("text, height, stroke, gap, canvas", [
+    ("13", 24, 4, -1, (40, 32)), ("31", 18, 3, 0, (32, 28)), ("23", 18, 3, 0, (32, 28)),
+])
+def test_touching_digits_written_small_with_a_broad_pen_are_split(predictor, text, height, stroke,
+                                                                  gap, canvas):
+    from tests.drawing import small_number
+
+    image = small_number(text, height=height, gap=gap, canvas=canvas, stroke=stroke)
+    assert predictor.read_number(image).text == text  # was 8, 3 and 8: read as one digit

@@ -42,6 +42,11 @@ NECK = 0.6  # eroding a piece no further than this share of its deepest point, l
 CORE = 0.15  # cores at least this share of the biggest one's size
 CUT_COST = 0.2  # taken off the bonus of a digit that is only part of a cut piece,
 SLICE_SURE = 0.7  # which is only a digit at all when the model gives it at least this
+# An enlarged small picture was written with a pen broad for its digits: where two touch, the
+# join is as thick as a stroke, so eroding finds no neck. Its wide pieces are cut at columns
+# instead, from this share of the height wide (a 13 touching is narrower than WIDE), and as near
+# as this share of the height to the piece's ends (a 1 is narrower than NARROWEST).
+SMALL_WIDE, SMALL_EDGE = 0.6, 0.1
 
 Classifier = Callable[[torch.Tensor], torch.Tensor]  # N×28×28 → N×classes probabilities
 
@@ -134,7 +139,7 @@ def segment_number(image: Image.Image, classify: Classifier | None = None) -> Nu
     if classify is None:
         digits = [_crop(ink, labels, piece, info) for piece in pieces]
     else:
-        pieces = _slice_wide(pieces, labels)
+        pieces = _slice_wide(pieces, labels, small=factor > 1)
         if len(pieces) < 2:
             digits = [_crop(ink, labels, piece, info) for piece in pieces]
         else:
@@ -155,9 +160,10 @@ def _enlarged(image: Image.Image) -> tuple[Image.Image, int]:
     return image.resize(size, Image.Resampling.BILINEAR), factor
 
 
-def _slice_wide(pieces: list[_Piece], labels: np.ndarray) -> list[_Piece]:
+def _slice_wide(pieces: list[_Piece], labels: np.ndarray, small: bool = False) -> list[_Piece]:
     """Wide pieces (touching digits?) split into slices of one blob, at a neck if it has one
     (where two digits touch), else at its thinnest columns. `labels` gains the slices' labels.
+    In a `small` (enlarged) picture, at columns only, and more readily (see SMALL_WIDE).
 
     The model later decides, slice run by slice run, which slices are one digit (_best_split).
     """
@@ -169,13 +175,13 @@ def _slice_wide(pieces: list[_Piece], labels: np.ndarray) -> list[_Piece]:
         # bar); beside other digits it must be as wide as two of them, alone wider than tall.
         others = [p.width for p in whole if p is not piece]
         wide = (piece.width > TWICE * float(np.median(others)) if len(others) >= 2
-                else piece.width > WIDE * piece.height)
+                else piece.width > (SMALL_WIDE if small else WIDE) * piece.height)
         if not wide or piece.height < PART * tallest:
             out.append(piece)
             continue
-        parts = _split_at_necks(piece, labels, blob)
+        parts = None if small else _split_at_necks(piece, labels, blob)
         if parts is None:
-            cuts = _cut_columns(piece, labels)
+            cuts = _cut_columns(piece, labels, SMALL_EDGE if small else NARROWEST)
             edges = [piece.x0, *cuts, piece.x1]
             parts = []
             for a, b in zip(edges, edges[1:], strict=False):
@@ -215,12 +221,14 @@ def _split_at_necks(piece: _Piece, labels: np.ndarray, blob: int) -> list[_Piece
     return sorted(parts, key=lambda p: p.x0 + p.x1)
 
 
-def _cut_columns(piece: _Piece, labels: np.ndarray) -> list[int]:
-    """Up to MAX_CUTS columns of a piece where its ink is thinnest (local minima), apart."""
+def _cut_columns(piece: _Piece, labels: np.ndarray, edge: float) -> list[int]:
+    """Up to MAX_CUTS columns of a piece where its ink is thinnest (local minima), apart, and
+    at least `edge` of its height from its ends."""
     own = np.isin(labels[piece.y0 : piece.y1, piece.x0 : piece.x1], piece.labels)
     profile = ndimage.uniform_filter1d(own.sum(axis=0).astype(np.float32), 3)
     gap = max(2, round(NARROWEST * piece.height))
-    inner = range(gap, piece.width - gap)
+    end = max(2, round(edge * piece.height))
+    inner = range(end, piece.width - end)
     minima = [x for x in inner if profile[x] <= profile[x - 1] and profile[x] <= profile[x + 1]
               and profile[x] < 0.5 * float(profile.max())]
     chosen: list[int] = []
