@@ -16,6 +16,10 @@ class CheckpointError(DigitlabError):
     """A file is not a usable digitlab (or tutorial) checkpoint."""
 
 
+class ModelOutputNotFinite(CheckpointError):
+    """The model's weights are finite, but what it computes is not (NaN or inf)."""
+
+
 class ConfigError(DigitlabError):
     """A setting or flag has an impossible value."""
 

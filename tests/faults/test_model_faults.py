@@ -137,3 +137,28 @@ def test_serve_refuses_to_start(case, tmp_path, capsys, monkeypatch):
     make, message = CASES[case]
     line = one_line_error(capsys, "serve", "--model", make(tmp_path), "--port", "8765")
     assert message in line
+
+
+def huge_weights(payload):
+    """Finite weights that overflow: every weight ±3e38 (what no digest or finite check sees)."""
+    for tensor in payload["state_dict"].values():
+        if tensor.is_floating_point():
+            tensor.copy_(torch.where(tensor >= 0, 3e38, -3e38))
+
+
+NOT_FINITE = "computes numbers that are not finite (NaN or inf) although its weights are finite"
+
+
+@pytest.mark.parametrize("command", ["classify", "evaluate", "report"])
+def test_finite_weights_that_compute_nan_are_refused_in_one_line(command, tmp_path, digit_png, mnist_root,
+                                                                 capsys):
+    path = damaged(tmp_path, huge_weights)
+    out = tmp_path / "out"
+    argv = {"classify": ["classify", digit_png, "--model", path, "--json"],
+            "evaluate": ["evaluate", path, "--out", out, "--test-limit", "200", "--data-dir", mnist_root],
+            "report": ["report", path, "--out", out, "--test-limit", "200", "--data-dir", mnist_root]}
+    assert main([str(a) for a in argv[command]]) == 1
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.startswith("digitlab: error: ")]
+    assert len(lines) == 1 and NOT_FINITE in lines[0] and str(path) in lines[0], captured.err
+    assert "Traceback" not in captured.err and "NaN" not in captured.out and not out.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from collections.abc import Callable
@@ -148,6 +149,11 @@ BROKEN: dict[str, tuple[Callable[[Path], object], str, type[ImageError]]] = {
     "huge": (lambda p: p.write_bytes(_png(10_000, 10_000)), "too large", ImageTooLarge),
     "bomb": (lambda p: p.write_bytes(_png(20_000, 20_000)), "too large", ImageTooLarge),  # PIL's own
     "missing": (lambda p: None, "no such file", ImageNotFound),
+    "fifo": (lambda p: os.mkfifo(p), "not a regular file (a FIFO", ImageNotFound),  # never opened: no hang
+    "link loop": (lambda p: (p.with_name("b").symlink_to(p), p.symlink_to(p.with_name("b"))),
+                  "Too many levels of symbolic links", ImageNotFound),
+    "broken link": (lambda p: p.symlink_to(p.with_name("gone.png")), "a broken symbolic link", ImageNotFound),
+    "folder": (lambda p: p.mkdir(), "is a folder", ImageNotFound),
 }
 
 

@@ -11,6 +11,7 @@ import io
 import logging
 import math
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import BinaryIO
@@ -81,7 +82,7 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
         path = Path(source)
         label, stream = name or str(path), path
         if not path.is_file():
-            raise ImageNotFound(f"{label}: no such file")
+            raise ImageNotFound(f"{label}: {_not_a_file(path)}")
     else:
         label, stream = name or str(getattr(source, "name", "<stream>")), source
     try:
@@ -100,6 +101,19 @@ def load_image(source: ImageSource, name: str | None = None, max_pixels: int = M
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = " ".join(str(e).split()) or type(e).__name__
         raise UnreadableImage(f"{label}: not a readable image ({reason})") from None
+
+
+def _not_a_file(path: Path) -> str:
+    """Why `path` cannot be opened as an image file: missing, a folder, a link, a FIFO..."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a broken symbolic link" if path.is_symlink() else "no such file"
+    except OSError as e:  # a symbolic link loop, a name too long, no permission to look
+        return f"cannot be opened ({e.strerror or type(e).__name__})"
+    if stat.S_ISDIR(mode):
+        return "is a folder, not an image file"
+    return "not a regular file (a FIFO, socket or device): give an image file"
 
 
 def header_pixels(data: bytes) -> int | None:

@@ -24,6 +24,7 @@ from digitlab.reading.preprocess import Prepared
 from digitlab.reading.results import DigitReading, NumberReading
 from digitlab.reading.views import choose_view
 from digitlab.training.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
+from digitlab.training.integrity import check_finite_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +39,9 @@ class Predictor:
     onnxruntime for an exported .onnx file.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, source: str = "the model") -> None:
         self.backend = backend
+        self.source = source  # the file it came from, for messages
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu",
@@ -52,7 +54,7 @@ class Predictor:
         if backend == "onnxruntime":
             if path is None:
                 raise ConfigError("the onnxruntime backend needs a .onnx file from `digitlab export`")
-            return cls(OnnxBackend(path))
+            return cls(OnnxBackend(path), str(path))
         if backend != "torch":
             raise ConfigError(f"unknown backend {backend!r}; choose torch or onnxruntime")
         return cls.from_checkpoint(path, device)
@@ -67,7 +69,7 @@ class Predictor:
                 )
             path = DEFAULT_MODEL
         model, checkpoint = load_model(path, device)
-        return cls.from_model(model, checkpoint, device)
+        return cls(TorchBackend(model, checkpoint, device), str(path))
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, checkpoint: Checkpoint,
@@ -115,7 +117,9 @@ class Predictor:
         if len(pixels) == 0:
             return torch.zeros(0, len(self.classes))
         run = self.backend.probabilities
-        return torch.cat([run(chunk, calibrated) for chunk in pixels.split(PREDICT_BATCH)])
+        probabilities = torch.cat([run(chunk, calibrated) for chunk in pixels.split(PREDICT_BATCH)])
+        check_finite_outputs(probabilities, self.source)
+        return probabilities
 
     def with_temperature(self, probabilities: torch.Tensor) -> torch.Tensor:
         """Uncalibrated probabilities (`predict(calibrated=False)`) after the temperature."""

@@ -20,6 +20,7 @@ from digitlab.reports.plots import plot_confusion, save_figure
 from digitlab.training.checkpoint import Checkpoint, load_model
 from digitlab.training.config import DataConfig
 from digitlab.training.engine import EvalStats, evaluate, resolve_device
+from digitlab.training.integrity import check_finite_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ def evaluate_checkpoint(
         images, labels, batch_size, mean=checkpoint.mean, std=checkpoint.std, device=torch_device
     )
     stats = evaluate(model, batches, len(spec.classes))
+    check_finite_outputs(torch.tensor(stats.loss), str(path))
     return EvaluationReport(checkpoint=str(path), stats=stats, classes=list(checkpoint.classes))
 
 

@@ -29,6 +29,7 @@ from digitlab.reports.metrics import most_confused
 from digitlab.training.checkpoint import Checkpoint, read_training_record
 from digitlab.training.config import DataConfig
 from digitlab.training.engine import EvalStats, evaluate, resolve_device
+from digitlab.training.integrity import check_finite_outputs
 from digitlab.training.runs import CONFIG, METRICS, RunRecord, load_run
 
 logger = logging.getLogger(__name__)
@@ -124,14 +125,17 @@ class _Recorder(nn.Module):
 
 def evaluate_outputs(
     model: nn.Module, checkpoint: Checkpoint, images: torch.Tensor, labels: torch.Tensor,
-    device: torch.device, batch_size: int = 1000,
+    device: torch.device, batch_size: int = 1000, source: str = "the model",
 ) -> tuple[EvalStats, torch.Tensor]:
     """engine.evaluate over (images, labels), plus the model's N×C log-probabilities in order."""
     batches = TensorLoader(images, labels, batch_size, mean=checkpoint.mean, std=checkpoint.std,
                            device=device)
     recorder = _Recorder(model)
     stats = evaluate(recorder, batches, len(checkpoint.classes))
-    return stats, torch.cat(recorder.outputs)
+    outputs = torch.cat(recorder.outputs)
+    # log-probabilities may be -inf (a class ruled out); NaN and +inf are never right
+    check_finite_outputs(outputs.nan_to_num(nan=float("nan"), neginf=0.0), source)
+    return stats, outputs
 
 
 def find_mistakes(
@@ -279,8 +283,10 @@ def build_report(
     wild_results, wild_source = load_wild(Path(wild) if wild is not None else None, path)
     test_x, test_y = load_split(data.root, train=False, spec=spec, limit=data.test_limit)
     val_x, val_y, start, split_size = validation_split(data, spec, validation_size)
-    stats, test_logp = evaluate_outputs(model, checkpoint, test_x, test_y, torch_device, batch_size)
-    _, val_logp = evaluate_outputs(model, checkpoint, val_x, val_y, torch_device, batch_size)
+    stats, test_logp = evaluate_outputs(model, checkpoint, test_x, test_y, torch_device, batch_size,
+                                        source=str(path))
+    _, val_logp = evaluate_outputs(model, checkpoint, val_x, val_y, torch_device, batch_size,
+                                  source=str(path))
     run = find_run(path, checkpoint)
     classes = list(checkpoint.classes)
     mistakes, total = find_mistakes(test_logp, test_y, classes, gallery_size)

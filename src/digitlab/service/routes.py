@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, Response
 from PIL import Image
 
 from digitlab import __version__
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, ModelOutputNotFinite
 from digitlab.reading.images import header_pixels
 from digitlab.reading.predictor import Predictor
 from digitlab.service.deps import JobsDep, PredictorDep, SettingsDep
@@ -71,6 +71,9 @@ def answer(work: Work, predictor: Predictor, data: bytes, name: str, settings: S
     image = decode(data, name, settings.max_pixels, settings.max_decoded_bytes)
     try:
         result = work(predictor, image, settings, top_k)
+    except ModelOutputNotFinite:
+        logger.error("%s: the model answered NaN or infinity", name)
+        raise NOT_FINITE from None
     except Exception as e:
         if not model_answers_finite(predictor):  # e.g. segmentation tripping over NaN scores
             raise NOT_FINITE from None
@@ -92,6 +95,8 @@ def model_answers_finite(predictor: Predictor) -> bool:
     (True when it cannot tell: the question is only whether NaN is to blame)."""
     try:
         probabilities = predictor.predict(torch.stack([torch.zeros(28, 28), torch.ones(28, 28)]))
+    except ModelOutputNotFinite:
+        return False
     except Exception:  # noqa: BLE001 - a model that cannot even run says so in its own error
         return True
     return bool(torch.isfinite(probabilities).all())

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from digitlab.errors import ModelOutputNotFinite
+
 DIGEST_ALGORITHM = "sha256"
 
 
@@ -75,3 +77,13 @@ def metadata_problem(*, classes: Any, num_classes: int, mean: Any, std: Any,
     if not _is_number(temperature) or not math.isfinite(temperature) or not temperature > 0:
         return f"temperature {temperature!r} is not a positive number"
     return None
+
+
+def check_finite_outputs(outputs: torch.Tensor, source: str) -> None:
+    """Raise ModelOutputNotFinite unless every one of the model's `outputs` (probabilities, log-
+    probabilities, a loss) is a finite number: finite weights can still overflow (e.g. ±3e38)."""
+    if not bool(torch.isfinite(outputs).all()):
+        raise ModelOutputNotFinite(
+            f"{source}: the model computes numbers that are not finite (NaN or inf) although its "
+            "weights are finite: they are too large or broken; retrain it (a lower --lr) or pick "
+            "another checkpoint")
