@@ -24,6 +24,7 @@ UNEVEN = 0.02  # the paper's level varies by more than this
 STEP = 0.04  # ... and jumps by more than this between neighbouring pixels of its small copy
 SMALL_SOURCE = 128  # a picture no longer than this has little paper to measure
 FILLS, TOUCH_MARGIN = 0.8, 0.02  # ink spanning this share of the frame, or this near two sides
+TOUCHES_TWO = "the ink touches two sides of the frame"
 EATEN = 4  # plain finds this many times robust's least contrast where robust found none
 
 
@@ -40,7 +41,8 @@ def preprocess_robust(image: Image.Image, lighting: str | None = None) -> Prepar
     - the ink fills the frame or touches two of its sides, or the picture is small and its
       light looks uneven (a low-resolution scan, a cell cut from a form, a marker digit): a
       wide opening finds no paper between strokes and eats soft ones, so the plain recipe,
-      with and without a plane taken off the paper's level, is asked too.
+      with and without a plane taken off the paper's level, is asked too (not for a digit
+      that only touches two sides of stepped paper: plain views take the shade for ink).
 
     `lighting` forces one view ("opening", "steps" or "plane") and no alternatives.
     """
@@ -57,6 +59,7 @@ def preprocess_robust(image: Image.Image, lighting: str | None = None) -> Prepar
         view = robust_view(image, "steps")
         view.steps["why"] = "steps in the paper's level (a shadow's or a sheet's edge)"
         cue = _fills_frame(view.steps, image.size, small=True)
+        cue = None if cue == TOUCHES_TWO else cue  # see above: a digit in a shadowed corner
     if not view.has_ink:
         # Robust found nothing; a soft digit that fills its frame may still be there for the
         # plain recipe, if what it finds passes robust's tests for strokes (a 1 cropped tight
@@ -103,7 +106,7 @@ def _fills_frame(steps: dict[str, Any], size: tuple[int, int], small: bool) -> s
         return "the ink fills the frame"
     margin = TOUCH_MARGIN * max(w, h)
     touching = (box[0] <= margin, box[1] <= margin, box[2] >= w - margin, box[3] >= h - margin)
-    return "the ink touches two sides of the frame" if sum(touching) >= 2 else None
+    return TOUCHES_TWO if sum(touching) >= 2 else None
 
 
 def choose_view(names: list[str], probabilities: torch.Tensor) -> tuple[int, dict[str, Any]]:
