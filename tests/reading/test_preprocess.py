@@ -73,6 +73,32 @@ def test_an_mnist_like_input_comes_back_unchanged():
     assert similarity(once, again) > 0.97
 
 
+def test_a_picture_already_in_mnists_format_is_taken_as_it_is():
+    mnist_like = preprocess(digit_image("5")).pixels  # 28×28, light on dark, 20 px, centred
+    image = Image.fromarray((mnist_like.numpy() * 255).round().astype(np.uint8))
+    prepared = preprocess(image)
+    assert "as_is" in prepared.steps and prepared.alternatives == {}
+    expected = np.asarray(image, dtype=np.float32) / float(np.asarray(image).max())
+    assert np.array_equal(prepared.pixels.numpy(), expected)
+
+
+@pytest.mark.parametrize("change", ["small", "off-centre", "touches-edge", "dark-on-light"])
+def test_other_28_pixel_pictures_are_normalised(change):
+    pixels = (preprocess(digit_image("5")).pixels.numpy() * 255).round().astype(np.uint8)
+    if change == "small":  # a 10-px digit on a 28×28 canvas
+        pixels = np.pad(np.asarray(Image.fromarray(pixels).resize((14, 14))), 7)
+    elif change == "off-centre":
+        pixels = np.roll(pixels, 3, axis=1)
+    elif change == "touches-edge":
+        pixels[0, 10:14] = 255
+    else:
+        pixels = 255 - pixels
+    prepared = preprocess(Image.fromarray(pixels))
+    assert "as_is" not in prepared.steps and prepared.has_ink
+    if change != "touches-edge":  # the same 5, brought back to MNIST's format
+        assert similarity(prepared.pixels, preprocess(digit_image("5")).pixels) > 0.8
+
+
 def test_thin_strokes_on_large_images_get_mnist_width():
     thin = preprocess(digit_image("3", size=1200, stroke=3))
     assert thin.steps["thickened_by"] > 0 and 1.8 <= stroke_width(thin.pixels) <= 4

@@ -17,7 +17,7 @@ from PIL import Image
 from digitlab.reading.images import to_grayscale
 from digitlab.reading.ink import MIN_CONTRAST, why_no_ink
 from digitlab.reading.plain import plain_ink, preprocess_plain
-from digitlab.reading.preprocess import Prepared, robust_view
+from digitlab.reading.preprocess import Prepared, as_mnist, robust_view
 
 # Cues that the lighting correction may have misread the picture (see preprocess_robust):
 UNEVEN = 0.02  # the paper's level varies by more than this
@@ -31,10 +31,10 @@ EATEN = 4  # plain finds this many times robust's least contrast where robust fo
 def preprocess_robust(image: Image.Image, lighting: str | None = None) -> Prepared:
     """Find the ink whatever the polarity, lighting or format; crop, scale, centre as MNIST.
 
-    Most pictures (evenly lit, or lit unevenly but smoothly) get one view. Where cues say the
-    lighting correction may have gone wrong, the result also carries `alternatives`, other
-    28×28 views of the same picture, and `steps["views"]` says why; `Predictor.read_digits`
-    lets the model choose (`choose_view`):
+    A picture already in MNIST's format is taken as it is (`as_mnist`). Most others get one
+    view; where cues say the lighting correction may have gone wrong, the result also carries
+    `alternatives`, other 28×28 views of the same picture (`steps["views"]` says why), and
+    `Predictor.read_digits` lets the model choose (`choose_view`):
 
     - the paper's level has steps (a shadow's, sheet's or table's edge): the main view
       follows them with a finer opening (lighting "steps");
@@ -46,8 +46,9 @@ def preprocess_robust(image: Image.Image, lighting: str | None = None) -> Prepar
 
     `lighting` forces one view ("opening", "steps" or "plane") and no alternatives.
     """
-    if lighting is not None:
-        return robust_view(image, lighting)
+    only = robust_view(image, lighting) if lighting is not None else as_mnist(image)
+    if only is not None:
+        return only
     view = robust_view(image, "opening")
     even = view.steps.get("paper_range", 0.0) < UNEVEN
     # A small picture is a cue only when its light looks uneven or no ink was found: MNIST-like
