@@ -94,3 +94,18 @@ def small_number(text: str = "10", height: int = 20, gap: int = 1, canvas: tuple
         draw_digit(image, kind, (x, top, x + width, top + height), stroke, 255)
         x += width + gap
     return image
+
+
+def shadowed_photo(kind: str = "4", shade: float = 0.6, box: Box = (150, 150, 230, 290),
+                   seed: int = 0) -> Image.Image:
+    """A phone photo of a digit on paper, most of the picture in a hard-edged shadow (a hand or
+    a phone over the sheet), only a strip on the right lit: the median pixel is shadowed paper."""
+    rng = np.random.default_rng(seed)
+    w, h = 400, 320
+    image = Image.new("L", (w, h), 205)
+    draw_digit(image, kind, box, 9, 50)
+    pixels = np.asarray(image, dtype=np.float32)
+    ys, xs = np.mgrid[0:h, 0:w]
+    lit = xs > 0.68 * w + 0.15 * ys  # the shadow's edge runs from top to bottom, slanted
+    pixels = pixels * np.where(lit, 1.0, shade) + rng.normal(0, 2.5, pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.5))

@@ -17,7 +17,7 @@ from digitlab.errors import ConfigError
 from digitlab.reading.ink import ink_map
 from digitlab.reading.pipelines import DEFAULT_PIPELINE, PIPELINES, preprocess
 from digitlab.reading.preprocess import normalise_digit, preprocess_naive
-from tests.drawing import DIGITS, digit_image, similarity, soft_scan, table_edge_photo
+from tests.drawing import DIGITS, digit_image, shadowed_photo, similarity, soft_scan, table_edge_photo
 
 
 def stroke_width(pixels: torch.Tensor) -> float:
@@ -71,6 +71,32 @@ def test_an_mnist_like_input_comes_back_unchanged():
     once = preprocess(digit_image("2")).pixels
     again = preprocess(Image.fromarray((once.numpy() * 255).astype(np.uint8))).pixels
     assert similarity(once, again) > 0.97
+
+
+def test_a_picture_already_in_mnists_format_is_taken_as_it_is():
+    mnist_like = preprocess(digit_image("5")).pixels  # 28×28, light on dark, 20 px, centred
+    image = Image.fromarray((mnist_like.numpy() * 255).round().astype(np.uint8))
+    prepared = preprocess(image)
+    assert "as_is" in prepared.steps and prepared.alternatives == {}
+    expected = np.asarray(image, dtype=np.float32) / float(np.asarray(image).max())
+    assert np.array_equal(prepared.pixels.numpy(), expected)
+
+
+@pytest.mark.parametrize("change", ["small", "off-centre", "touches-edge", "dark-on-light"])
+def test_other_28_pixel_pictures_are_normalised(change):
+    pixels = (preprocess(digit_image("5")).pixels.numpy() * 255).round().astype(np.uint8)
+    if change == "small":  # a 10-px digit on a 28×28 canvas
+        pixels = np.pad(np.asarray(Image.fromarray(pixels).resize((14, 14))), 7)
+    elif change == "off-centre":
+        pixels = np.roll(pixels, 3, axis=1)
+    elif change == "touches-edge":
+        pixels[0, 10:14] = 255
+    else:
+        pixels = 255 - pixels
+    prepared = preprocess(Image.fromarray(pixels))
+    assert "as_is" not in prepared.steps and prepared.has_ink
+    if change != "touches-edge":  # the same 5, brought back to MNIST's format
+        assert similarity(prepared.pixels, preprocess(digit_image("5")).pixels) > 0.8
 
 
 def test_thin_strokes_on_large_images_get_mnist_width():
@@ -145,6 +171,19 @@ def test_a_table_edge_along_the_top_is_not_ink():
     assert y0 >= 150 and 180 <= x0 and x1 <= 280
     plain = preprocess(photo, "plain")
     assert plain.steps["ink_box"][1] < 70  # the plain recipe takes the edge for ink
+
+
+@pytest.mark.parametrize(("kind", "box"), [("1", (320, 150, 370, 319)), ("7", (300, 150, 399, 319))])
+def test_a_sheet_mostly_in_shadow_is_still_dark_ink_on_paper(kind, box):
+    photo = shadowed_photo(kind, shade=0.4, box=box)
+    assert np.median(np.asarray(photo)) < 0.35 * 255  # most of the picture is shadowed paper
+    prepared = preprocess(photo)
+    assert prepared.steps["inverted"] and prepared.steps["lighting"] == "steps"
+    x0, y0, x1, y1 = prepared.steps["ink_box"]
+    assert x0 >= box[0] - 12 and x1 <= box[2] + 12 and y0 >= box[1] - 12  # the digit, not the shade
+    # The digit reaches the frame, but the plain recipe (which takes the shade for ink) is
+    # not asked: its two views would outvote this one.
+    assert prepared.alternatives == {} and "views" not in prepared.steps
 
 
 def test_a_lone_straight_stroke_touching_the_frame_is_kept():

@@ -31,6 +31,8 @@ MIN_COHERENCE = 0.25  # iid noise scores 1/9, a 1-px line 1/3 (see _coherence)
 EIGHT = np.ones((3, 3), dtype=bool)
 BINS = 1024  # histogram resolution for quantiles and Otsu
 EDGE_RIM = 0.01  # an edge's or shade's soft rim: this share of the picture's longer side
+POLARITY_PHOTO = 64  # pictures at least this big may be photos half in shadow ...
+POLARITY_SIZE, CLEARLY = 48, 1.5  # ... their ink found on this small a copy, this much clearer
 LIGHTINGS = ("opening", "steps", "plane")  # how the paper's level is estimated (see _background)
 
 
@@ -51,14 +53,14 @@ def ink_map(
     flat = np.maximum(ink - level, np.float32(0), dtype=np.float32)
     mask, levels = _threshold(flat)
     mask = _drop_specks(mask)
-    lines, edges = find_border_lines(mask)
+    lines, edges = find_border_lines(mask, flat)
     if edges:  # a sheet's, table's or shadow's edge is not a stroke (reading.border_lines)
         # Gone with its rim, and the threshold found again without it: bright shade had set it.
         reach = max(2, round(EDGE_RIM * max(flat.shape)))
         flat[ndimage.binary_dilation(lines, EIGHT, iterations=reach)] = 0
         mask, levels = _threshold(flat)
         mask = _drop_specks(mask)
-        more, again = find_border_lines(mask)
+        more, again = find_border_lines(mask, flat)
         if again:
             mask, edges = _drop_specks(mask & ~more), edges + again
     reason = why_no_ink(mask, levels["contrast"])
@@ -144,13 +146,34 @@ def _quantile(hist: np.ndarray, q: float) -> int:
 
 
 def _is_dark_on_light(gray: np.ndarray) -> bool:
-    """Paper is the majority: a light median means dark ink; mid-grey, the longer tail is ink."""
+    """Paper is the majority: a light median means dark ink; mid-grey, the longer tail is ink.
+
+    A dark median can also be paper half in shadow (or a dark table around a sheet): in a
+    photo, dark ink is still taken when thin dark strokes clearly stand out from their
+    surroundings and light ones do not (`_thin_contrasts`).
+    """
     hist = histogram(gray, 1.0)
     background = _quantile(hist, 0.5) / (BINS - 1)
     if abs(background - 0.5) > 0.15:
-        return background > 0.5
+        if background > 0.5 or min(gray.shape) < POLARITY_PHOTO:
+            return background > 0.5
+        dark, light = _thin_contrasts(gray)
+        return dark >= MIN_CONTRAST and dark >= CLEARLY * light
     low, high = _quantile(hist, 0.005) / (BINS - 1), _quantile(hist, 0.995) / (BINS - 1)
     return background - low > high - background
+
+
+def _thin_contrasts(gray: np.ndarray) -> tuple[float, float]:
+    """How far the darkest and the lightest 0.5% stand out from a local median, on a small copy.
+
+    A median over a window much wider than a stroke follows the paper, steps in its level
+    included (unlike a mean or an opening), whichever way the ink goes.
+    """
+    small, _ = shrink(gray, min(1.0, POLARITY_SIZE / min(gray.shape)))
+    k = max(3, min(small.shape) // 4)
+    residual = small - ndimage.median_filter(small, size=(k, k))
+    low, high = np.percentile(residual, [0.5, 99.5])
+    return float(-low), float(high)
 
 
 def _background(

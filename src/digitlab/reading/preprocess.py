@@ -20,6 +20,7 @@ from PIL import Image
 from scipy import ndimage
 
 from digitlab.errors import ConfigError
+from digitlab.reading.images import to_grayscale
 from digitlab.reading.ink import (
     LIGHTINGS,
     erode,
@@ -37,6 +38,7 @@ QUICK_SIZE = 128  # a first look at this size is enough for a digit at least QUI
 QUICK_DIGIT, QUICK_STROKE = 56, 3.0  # tall there, drawn in strokes at least QUICK_STROKE wide
 DIGIT_SIZE, CANVAS, CENTRE = 20, 28, 14.0  # MNIST: 20-px box, 28-px field, mass at (14, 14)
 MIN_STROKE = TARGET_STROKE = 2.5  # output pixels (MNIST: median 2.56); thinner is grown to it
+MNIST_BOX, MNIST_OFF_CENTRE = (19, 20, 21), 1.0  # an MNIST digit's ink box, its mass's offset (px)
 MID_SIZE = 4 * DIGIT_SIZE  # digits are measured and thickened at this size, then averaged down
 
 
@@ -75,6 +77,33 @@ def robust_view(image: Image.Image, lighting: str) -> Prepared:
     pixels, details = _normalise(ink[box[1] : box[3], box[0] : box[2]])
     steps.update(details, ink_box=to_original(box, info), scale=details["scale"] * info["work_scale"])
     return Prepared(pixels, steps)
+
+
+def as_mnist(image: Image.Image) -> Prepared | None:
+    """The picture as it is, when it is already in MNIST's format; else None.
+
+    MNIST's format: 28×28, light ink on black, the digit scaled into a 20-px box and centred
+    by mass, nothing on the outermost pixels (99% of MNIST, and every picture this module
+    makes). Normalising such a picture again would only resample it: it costs ~1 ms, and on
+    the MNIST test digits the shipped model reads 99.56% as they are, ~99.1% re-normalised.
+    """
+    if image.size != (CANVAS, CANVAS):
+        return None
+    gray = to_grayscale(image)
+    top = float(gray.max())
+    if top < 0.5 or gray[0].any() or gray[-1].any() or gray[:, 0].any() or gray[:, -1].any():
+        return None
+    rows, cols = np.flatnonzero(gray.any(axis=1)), np.flatnonzero(gray.any(axis=0))
+    if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 not in MNIST_BOX:
+        return None
+    com_y, com_x = ndimage.center_of_mass(gray)
+    if max(abs(com_y + 0.5 - CENTRE), abs(com_x + 0.5 - CENTRE)) > MNIST_OFF_CENTRE:
+        return None
+    box = [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
+    steps = {"pipeline": "robust", "size": [CANVAS, CANVAS], "has_ink": True, "inverted": False,
+             "as_is": "already in MNIST's format (28×28, light on dark, 20-px digit centred by mass)",
+             "ink_box": box, "scale": 1.0}
+    return Prepared(torch.from_numpy(gray / top), steps)
 
 
 def _quick_look(image: Image.Image, lighting: str) -> tuple[np.ndarray | None, dict[str, Any]]:

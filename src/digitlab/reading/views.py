@@ -17,35 +17,38 @@ from PIL import Image
 from digitlab.reading.images import to_grayscale
 from digitlab.reading.ink import MIN_CONTRAST, why_no_ink
 from digitlab.reading.plain import plain_ink, preprocess_plain
-from digitlab.reading.preprocess import Prepared, robust_view
+from digitlab.reading.preprocess import Prepared, as_mnist, robust_view
 
 # Cues that the lighting correction may have misread the picture (see preprocess_robust):
 UNEVEN = 0.02  # the paper's level varies by more than this
 STEP = 0.04  # ... and jumps by more than this between neighbouring pixels of its small copy
 SMALL_SOURCE = 128  # a picture no longer than this has little paper to measure
 FILLS, TOUCH_MARGIN = 0.8, 0.02  # ink spanning this share of the frame, or this near two sides
+TOUCHES_TWO = "the ink touches two sides of the frame"
 EATEN = 4  # plain finds this many times robust's least contrast where robust found none
 
 
 def preprocess_robust(image: Image.Image, lighting: str | None = None) -> Prepared:
     """Find the ink whatever the polarity, lighting or format; crop, scale, centre as MNIST.
 
-    Most pictures (evenly lit, or lit unevenly but smoothly) get one view. Where cues say the
-    lighting correction may have gone wrong, the result also carries `alternatives`, other
-    28×28 views of the same picture, and `steps["views"]` says why; `Predictor.read_digits`
-    lets the model choose (`choose_view`):
+    A picture already in MNIST's format is taken as it is (`as_mnist`). Most others get one
+    view; where cues say the lighting correction may have gone wrong, the result also carries
+    `alternatives`, other 28×28 views of the same picture (`steps["views"]` says why), and
+    `Predictor.read_digits` lets the model choose (`choose_view`):
 
     - the paper's level has steps (a shadow's, sheet's or table's edge): the main view
       follows them with a finer opening (lighting "steps");
     - the ink fills the frame or touches two of its sides, or the picture is small and its
       light looks uneven (a low-resolution scan, a cell cut from a form, a marker digit): a
       wide opening finds no paper between strokes and eats soft ones, so the plain recipe,
-      with and without a plane taken off the paper's level, is asked too.
+      with and without a plane taken off the paper's level, is asked too (not for a digit
+      that only touches two sides of stepped paper: plain views take the shade for ink).
 
     `lighting` forces one view ("opening", "steps" or "plane") and no alternatives.
     """
-    if lighting is not None:
-        return robust_view(image, lighting)
+    only = robust_view(image, lighting) if lighting is not None else as_mnist(image)
+    if only is not None:
+        return only
     view = robust_view(image, "opening")
     even = view.steps.get("paper_range", 0.0) < UNEVEN
     # A small picture is a cue only when its light looks uneven or no ink was found: MNIST-like
@@ -57,6 +60,7 @@ def preprocess_robust(image: Image.Image, lighting: str | None = None) -> Prepar
         view = robust_view(image, "steps")
         view.steps["why"] = "steps in the paper's level (a shadow's or a sheet's edge)"
         cue = _fills_frame(view.steps, image.size, small=True)
+        cue = None if cue == TOUCHES_TWO else cue  # see above: a digit in a shadowed corner
     if not view.has_ink:
         # Robust found nothing; a soft digit that fills its frame may still be there for the
         # plain recipe, if what it finds passes robust's tests for strokes (a 1 cropped tight
@@ -103,7 +107,7 @@ def _fills_frame(steps: dict[str, Any], size: tuple[int, int], small: bool) -> s
         return "the ink fills the frame"
     margin = TOUCH_MARGIN * max(w, h)
     touching = (box[0] <= margin, box[1] <= margin, box[2] >= w - margin, box[3] >= h - margin)
-    return "the ink touches two sides of the frame" if sum(touching) >= 2 else None
+    return TOUCHES_TWO if sum(touching) >= 2 else None
 
 
 def choose_view(names: list[str], probabilities: torch.Tensor) -> tuple[int, dict[str, Any]]:
