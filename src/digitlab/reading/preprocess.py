@@ -84,8 +84,8 @@ def as_mnist(image: Image.Image) -> Prepared | None:
 
     MNIST's format: 28×28, light ink on black, the digit scaled into a 20-px box and centred
     by mass, nothing on the outermost pixels (99% of MNIST, and every picture this module
-    makes). Normalising such a picture again would only resample it: it costs ~1 ms, and on
-    the MNIST test digits the shipped model reads 99.56% as they are, ~99.1% re-normalised.
+    makes). Normalising such a picture again would only resample it, at ~1 ms a picture (on
+    the 10,000 MNIST test digits as PNG files, classify reads 99.50% right either way).
     """
     if image.size != (CANVAS, CANVAS):
         return None
@@ -93,13 +93,13 @@ def as_mnist(image: Image.Image) -> Prepared | None:
     top = float(gray.max())
     if top < 0.5 or gray[0].any() or gray[-1].any() or gray[:, 0].any() or gray[:, -1].any():
         return None
-    rows, cols = np.flatnonzero(gray.any(axis=1)), np.flatnonzero(gray.any(axis=0))
-    if max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 not in MNIST_BOX:
+    box = ink_box(gray, level=0)
+    assert box is not None  # top >= 0.5
+    if max(box[2] - box[0], box[3] - box[1]) not in MNIST_BOX:
         return None
     com_y, com_x = ndimage.center_of_mass(gray)
     if max(abs(com_y + 0.5 - CENTRE), abs(com_x + 0.5 - CENTRE)) > MNIST_OFF_CENTRE:
         return None
-    box = [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
     steps = {"pipeline": "robust", "size": [CANVAS, CANVAS], "has_ink": True, "inverted": False,
              "as_is": "already in MNIST's format (28×28, light on dark, 20-px digit centred by mass)",
              "ink_box": box, "scale": 1.0}

@@ -134,7 +134,7 @@ def evaluate_outputs(
     stats = evaluate(recorder, batches, len(checkpoint.classes))
     outputs = torch.cat(recorder.outputs)
     # log-probabilities may be -inf (a class ruled out); NaN and +inf are never right
-    check_finite_outputs(outputs.nan_to_num(nan=float("nan"), neginf=0.0), source)
+    check_finite_outputs(outputs.clamp(min=torch.finfo(outputs.dtype).min), source)
     return stats, outputs
 
 

@@ -93,13 +93,13 @@ NOT_FINITE = ApiError(500, "model_output_not_finite", "the model's probabilities
 def model_answers_finite(predictor: Predictor) -> bool:
     """Whether the model's probabilities for a blank and a full 28×28 image are finite numbers
     (True when it cannot tell: the question is only whether NaN is to blame)."""
-    try:
-        probabilities = predictor.predict(torch.stack([torch.zeros(28, 28), torch.ones(28, 28)]))
+    try:  # predict checks its own outputs (training.integrity.check_finite_outputs)
+        predictor.predict(torch.stack([torch.zeros(28, 28), torch.ones(28, 28)]))
     except ModelOutputNotFinite:
         return False
     except Exception:  # noqa: BLE001 - a model that cannot even run says so in its own error
         return True
-    return bool(torch.isfinite(probabilities).all())
+    return True
 
 
 def numbers_in(result: dict[str, Any]) -> list[float]:
