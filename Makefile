@@ -9,7 +9,7 @@ DEMO_EPOCHS ?= 2
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: setup data browser postgres fonts demo test lint bench bench-speed bench-load serve default-model clean
+.PHONY: setup data browser postgres fonts demo test lint bench bench-speed bench-load serve default-model number-model clean
 
 setup: $(VENV)/.installed data
 
@@ -89,6 +89,12 @@ bench-load: setup
 default-model: setup fonts
 	$(DIGITLAB) train --recipe robust --seed 1 --out runs/default-model --no-progress
 	$(DIGITLAB) pack runs/default-model/last.pt --out src/digitlab/weights/default.pt --calibrate
+
+# Regenerates the line reader shipped inside the package (src/digitlab/weights/numbers.pt + .json):
+# synthetic number fields only, never real ones (~30 min on 2 cores).
+number-model: setup fonts
+	$(DIGITLAB) train --recipe numbers --seed 1 --out runs/number-model --no-progress
+	$(DIGITLAB) pack runs/number-model/best.pt --out src/digitlab/weights/numbers.pt
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from digitlab.cli.args import Command, add_data_args, add_device_args, device_of, positive_int
+from digitlab.errors import ConfigError
 
 
 def register(command: Command) -> None:
@@ -36,8 +37,16 @@ digitlab export model.pt --format torchscript --out model.ts --input uint8
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
+    from digitlab.models.line_checkpoint import holds_line_reader, pack_line_checkpoint
     from digitlab.training.checkpoint import pack_checkpoint
 
+    if holds_line_reader(args.checkpoint):
+        if args.calibrate:
+            raise ConfigError("--calibrate fits a digit model's temperature; a line reader has none")
+        done = pack_line_checkpoint(args.checkpoint, args.out)
+        print(f"wrote {args.out} ({done['bytes'] / 1e6:.2f} MB, line reader, synthetic fields "
+              f"{100 * done['epochs'][-1].get('val_exact', 0):.2f}% exact) and its training record")
+        return 0
     calibration = None
     if args.calibrate:
         from digitlab.data import resolve_root
@@ -60,8 +69,11 @@ def cmd_pack(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from digitlab.data import get_dataset, load_split, resolve_root
     from digitlab.export.exporter import export_model
+    from digitlab.models.line_checkpoint import holds_line_reader
     from digitlab.training.checkpoint import load_model
 
+    if holds_line_reader(args.checkpoint):
+        return export_line_reader(args)
     model, checkpoint = load_model(args.checkpoint, "cpu")
     spec = get_dataset(checkpoint.dataset)
     images, _ = load_split(resolve_root(args.data_dir), train=False, spec=spec, limit=args.check_limit)
@@ -70,4 +82,20 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {args.out} ({args.format}, {args.input} N×28×28 input): same predictions as "
           f"PyTorch on {check.images} test digits, largest probability difference "
           f"{check.max_difference:.1e}")
+    return 0
+
+
+def export_line_reader(args: argparse.Namespace) -> int:
+    """`digitlab export` of a line reader: ONNX only, checked on synthetic fields."""
+    from digitlab.export.lines import export_line_reader as export
+    from digitlab.training.lines import LineTrainConfig, validation_set
+
+    if args.format != "onnx" or args.input != "float":
+        raise ConfigError("a line reader exports to ONNX with float input only: drop --format/--input")
+    fields = min(args.check_limit or 200, 1000)
+    check = validation_set(LineTrainConfig(val_lines=fields, data_dir=args.data_dir))
+    result = export(args.checkpoint, args.out, [line for line, _ in check])
+    print(f"wrote {args.out} (onnx, float N×1×32×W input, N×T×11 probabilities): the same strings as "
+          f"PyTorch on {result.images} synthetic fields, largest probability difference "
+          f"{result.max_difference:.1e}")
     return 0

@@ -70,6 +70,12 @@ find scans -name '*.png' | digitlab classify --from-file - --csv --output result
     p.add_argument("--min-confidence", type=probability, default=0.5, metavar="P",
                    help="below this the answer is 'no digit' (default 0.5)")
     p.add_argument("--number", action="store_true", help="read a number: several digits in a row")
+    p.add_argument("--number-reader", choices=("line", "segment"), default="line",
+                   help="with --number: line reads the whole string at once (a CTC line reader, "
+                        "the default); segment splits it into digits and reads each")
+    p.add_argument("--line-model", metavar="CHECKPOINT",
+                   help="with --number: the line reader to use (default: the packaged one; "
+                        "`digitlab train --recipe numbers` makes one)")
     p.add_argument("--show", nargs="?", const="classify-show", metavar="DIR",
                    help="write a picture per input (default folder: classify-show)")
 
@@ -95,7 +101,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
     with worker_pool(jobs) if jobs > 1 else contextlib.nullcontext() as pool:  # before the model
         predictor = load_predictor(args.model, args.backend, args.device, threads=1 if pool else None)
         run.start = time.perf_counter()  # the rate is of reading: loading torch and the model aside
+        if args.line_model:
+            predictor.use_line_reader(args.line_model)
         options = StreamOptions(top_k=args.top_k, pipeline=args.preprocess, number=args.number,
+                                number_reader=args.number_reader,
                                 min_confidence=args.min_confidence, keep_images=bool(args.show))
         with open_output(args, fmt) as (stream, header):
             results = classify_stream(predictor, inputs, options, pool)

@@ -26,6 +26,8 @@ def positive_float(text: str) -> float:
 # the flag named after it (tests/service/test_settings.py checks that none is missing).
 FLAGS: tuple[tuple[str, Callable[[str], Any], str | None, str], ...] = (
     ("--model", str, "CHECKPOINT", "a .pt from `digitlab train` (default: the model shipped with digitlab)"),
+    ("--line-model", str, "CHECKPOINT", "the line reader numbers are read with (default: the shipped "
+     "one; `digitlab train --recipe numbers` makes one)"),
     ("--host", str, None, "address to listen on (default 127.0.0.1)"),
     ("--port", positive_int, None, "port (default 8000)"),
     ("--workers", positive_int, "N", "server processes, each with its own model copy (default 1; use "

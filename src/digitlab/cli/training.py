@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ from digitlab.training.config import (
     DataConfig,
     TrainConfig,
 )
-from digitlab.training.recipes import RECIPES
+from digitlab.training.recipes import LINE_RECIPES, RECIPES
 
 if TYPE_CHECKING:
     from digitlab.training.runs import RunRecord
@@ -60,8 +61,9 @@ torchrun --standalone --nproc-per-node 2 --max-restarts 3 -m digitlab train --ou
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", default="tutorial", choices=tuple(RECIPES),
-                   help="starting settings (default: tutorial; the README's table describes each)")
+    p.add_argument("--recipe", default="tutorial", choices=(*RECIPES, *LINE_RECIPES),
+                   help="starting settings (default: tutorial; the README's table describes each); "
+                        "numbers trains the line reader that reads whole numbers")
     p.add_argument("--model", choices=list_models(), help="model (default: the recipe's)")
     p.add_argument("--batch-size", type=int, metavar="N", help="training batch (tutorial: 64)")
     p.add_argument("--test-batch-size", type=int, metavar="N", help="test batch (tutorial: 1000)")
@@ -105,11 +107,27 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from digitlab.training.trainer import train
 
+    if trains_line_reader(args):
+        from digitlab.cli.lines import train_numbers
+
+        return train_numbers(args)
     config, data_cfg, run_dir = resumed(args) if args.resume else configured(args)
     record = train(config, data_cfg, run_dir, resume=bool(args.resume))  # refuses other settings
     if int(os.environ.get("RANK", "0")) == 0:
         print(describe(record))
     return 0
+
+
+def trains_line_reader(args: argparse.Namespace) -> bool:
+    """Whether the run is (or continues) the line reader's recipe."""
+    if args.resume:
+        from digitlab.training.runs import CONFIG
+
+        try:
+            return json.loads((Path(args.resume) / CONFIG).read_text()).get("recipe") in LINE_RECIPES
+        except (OSError, ValueError, AttributeError):
+            return False  # the digit trainer explains what is wrong with the folder
+    return args.recipe in LINE_RECIPES
 
 
 def describe(record: RunRecord) -> str:

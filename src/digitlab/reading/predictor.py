@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from digitlab.data import DATASETS
 from digitlab.errors import CheckpointError, ConfigError
 from digitlab.models.temperature import temper_probabilities
 from digitlab.reading.backends import Backend, OnnxBackend, TorchBackend
 from digitlab.reading.images import ImageInput, to_image
+from digitlab.reading.line_reader import LineReader
 from digitlab.reading.pipelines import DEFAULT_PIPELINE, preprocess
 from digitlab.reading.preprocess import Prepared
 from digitlab.reading.results import DigitReading, NumberReading
@@ -29,6 +31,8 @@ from digitlab.training.integrity import check_finite_outputs
 logger = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.5
+NUMBER_READERS = ("line", "segment")  # how numbers are read: see Predictor.read_number
+DEFAULT_NUMBER_READER = "line"
 PREDICT_BATCH = 256  # big batches run slower on CPU (measured: 1000 at 2/3 the images/s of 256)
 
 
@@ -42,6 +46,7 @@ class Predictor:
     def __init__(self, backend: Backend, source: str = "the model") -> None:
         self.backend = backend
         self.source = source  # the file it came from, for messages
+        self._line_reader: LineReader | None = None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu",
@@ -174,14 +179,40 @@ class Predictor:
         return chosen
 
     def read_number(self, image: ImageInput, min_confidence: float = MIN_CONFIDENCE, *,
-                    top_k: int = 1) -> NumberReading:
-        """The digits of a handwritten number, left to right, each with its box (none without ink)."""
-        from digitlab.reading.segment import segment_number
+                    top_k: int = 1, reader: str = DEFAULT_NUMBER_READER) -> NumberReading:
+        """The digits of a handwritten number, left to right, each with its box (none without
+        ink). `reader` "line" reads the whole string at once (the line reader, reading.line_reader);
+        "segment" splits it into digits and reads each with this model."""
+        return self.read_numbers([image], min_confidence, top_k=top_k, reader=reader)[0]
 
+    def read_numbers(self, images: Sequence[ImageInput], min_confidence: float = MIN_CONFIDENCE, *,
+                     top_k: int = 1, reader: str = DEFAULT_NUMBER_READER) -> list[NumberReading]:
+        """One NumberReading per image (see `read_number`), the line reader's as one batch."""
+        if reader not in NUMBER_READERS:
+            raise ConfigError(f"unknown number reader {reader!r}; choose one of: {', '.join(NUMBER_READERS)}")
         if not self.reads_digits:
             raise ConfigError(f"reading numbers needs a digit model; this one was trained on "
                               f"{self.dataset} ({', '.join(self.classes[:3])}, …)")
-        picture = to_image(image)
+        pictures = [to_image(image) for image in images]
+        if reader == "line":
+            return self.line_reader.read_numbers(pictures, min_confidence)
+        return [self._segment_number(picture, min_confidence, top_k) for picture in pictures]
+
+    @property
+    def line_reader(self) -> LineReader:
+        """The line reader numbers are read with: the one given to `use_line_reader`, or the
+        one shipped inside the package (loaded the first time it is needed)."""
+        if self._line_reader is None:
+            self._line_reader = LineReader.load()
+        return self._line_reader
+
+    def use_line_reader(self, path: str | os.PathLike[str] | None) -> None:
+        """Read numbers with the line reader in checkpoint `path` (None: the shipped one)."""
+        self._line_reader = LineReader.load(path)
+
+    def _segment_number(self, picture: Image.Image, min_confidence: float, top_k: int) -> NumberReading:
+        from digitlab.reading.segment import segment_number
+
         # The model settles what geometry cannot: is a loose stroke part of a digit, or one?
         # Its split scores were tuned on the model's own confidences: give it those.
         segmentation = segment_number(picture, classify=lambda x: self.predict(x, calibrated=False))

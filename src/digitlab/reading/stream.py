@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from digitlab.reading.inputs import Input
-from digitlab.reading.predictor import MIN_CONFIDENCE, PREDICT_BATCH, Predictor
+from digitlab.reading.predictor import DEFAULT_NUMBER_READER, MIN_CONFIDENCE, PREDICT_BATCH, Predictor
 from digitlab.reading.prepared import PreparedFile, Task, prepare_file, prepare_files
 from digitlab.reading.preprocess import Prepared
 from digitlab.reading.results import DigitReading, NumberReading
@@ -51,6 +51,7 @@ class StreamOptions:
     pipeline: str | None = None  # None: the one that suits the model's data set
     min_confidence: float = MIN_CONFIDENCE
     number: bool = False
+    number_reader: str = DEFAULT_NUMBER_READER  # "line" or "segment" (Predictor.read_number)
     keep_images: bool = False  # keep each decoded image in its FileReading (for pictures)
 
 
@@ -101,11 +102,13 @@ def _classify(predictor: Predictor, files: Sequence[PreparedFile],
               options: StreamOptions) -> list[FileReading]:
     readings: dict[int, DigitReading | NumberReading] = {}
     good = [i for i, f in enumerate(files) if f.error is None]
-    if options.number:
-        for i in good:
-            image = files[i].image
-            assert image is not None, "numbers are read from the decoded image"
-            readings[i] = predictor.read_number(image, options.min_confidence, top_k=options.top_k)
+    if options.number and good:
+        images = [files[i].image for i in good]
+        assert all(image is not None for image in images), "numbers are read from the decoded image"
+        numbers = predictor.read_numbers([image for image in images if image is not None],
+                                         options.min_confidence, top_k=options.top_k,
+                                         reader=options.number_reader)
+        readings = dict(zip(good, numbers, strict=True))
     elif good:
         prepared = [_as_prepared(files[i]) for i in good]
         batch = predictor.read_prepared(prepared, options.min_confidence, top_k=options.top_k)

@@ -133,6 +133,24 @@ def plot_digits(
     return fig
 
 
+def plot_line_history(epochs: Sequence[dict[str, float]],
+                      title: str = "Line reader (recipe numbers)") -> Figure:
+    """The line reader's training: CTC loss and exact synthetic fields per epoch."""
+    fig = Figure(figsize=(11, 4.5), layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    x = [int(e["epoch"]) for e in epochs]
+    loss_ax.plot(x, [e["loss"] for e in epochs], marker="o", ms=3)
+    loss_ax.set(xlabel="epoch", ylabel="training loss (CTC)", title="Training loss", yscale="log")
+    acc_ax.plot(x, [100 * e["val_exact"] for e in epochs], marker="o", ms=3, label="whole field exact")
+    acc_ax.plot(x, [100 * e["val_digits"] for e in epochs], marker="o", ms=3, label="digits")
+    acc_ax.set(xlabel="epoch", ylabel="synthetic validation fields (%)", title="Validation")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+    acc_ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return fig
+
+
 def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> None:
     """Save `fig` as PNG atomically."""
     with atomic_path(path) as tmp:

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from digitlab import __version__
+from digitlab.reading.line_reader import SHIPPED as SHIPPED_LINE_READER
 from digitlab.reading.predictor import Predictor
 from digitlab.service.errors import install_error_handlers
 from digitlab.service.jobs import ImageJobs
@@ -47,6 +48,10 @@ def create_app(settings: ServiceSettings | None = None, predictor: Predictor | N
         loaded = predictor
         if loaded is None:
             loaded = await run_in_threadpool(Predictor.from_checkpoint, settings.model)
+        if settings.line_model is not None:
+            await run_in_threadpool(loaded.use_line_reader, settings.line_model)
+        elif loaded.reads_digits and SHIPPED_LINE_READER.is_file():
+            await run_in_threadpool(lambda: loaded.line_reader)  # loaded now, not on the first number
         app.state.predictor = loaded
         labels = await run_in_threadpool(model_labels, loaded)
         metrics.model.labels(**labels).set(1)

@@ -28,6 +28,8 @@ class ServiceSettings(BaseSettings):
 
     model: str | Path | None = Field(None, description="a checkpoint path; unset: the model shipped "
                                      "with digitlab")
+    line_model: str | Path | None = Field(None, description="the line reader that reads numbers (a "
+                                          "checkpoint of `train --recipe numbers`); unset: the shipped one")
     host: str = Field("127.0.0.1", description="address to listen on")
     port: int = Field(8000, ge=1, le=65535, description="port to listen on")
     workers: int = Field(1, ge=1, description="server processes, each with its own model copy")

@@ -28,6 +28,9 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {}
+# Recipes of the line reader (digitlab.training.lines), which reads whole numbers: not a
+# digit classifier, so not a Recipe of TrainConfig's trainer.
+LINE_RECIPES = ("numbers",)
 
 
 def register_recipe(recipe: Recipe) -> Recipe:

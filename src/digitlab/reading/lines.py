@@ -1,0 +1,107 @@
+"""A picture of a number made ready for the line reader (models.linenet): ink bright on 0,
+cropped to where the writing is, `HEIGHT` px high.
+
+Training (every synthetic field) and reading (every user's picture) go through the same
+`prepare_line`, so the net sees in use exactly what it learned from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from digitlab.models.linenet import HEIGHT, STRIDE
+
+
+@dataclass(frozen=True)
+class LineParams:
+    """How a field is normalised. Levels are shares of the picture's range (paper 0, ink 1)."""
+
+    dark_share: float = 0.01  # the ink's level: this darkest share of pixels (a field is mostly paper)
+    min_range: float = 0.12  # a field whose ink is less than this (of 0..1 grey) above the paper
+    # is read as it is, not stretched: stretching noise into "ink" invents digits
+    crop_level: float = 0.5  # pixels at least this far from paper to ink bound the writing...
+    crop_margin: float = 0.15  # ...and the crop keeps this share of the writing's height around it
+    clip: tuple[float, float] = (-0.5, 1.5)  # lighter-than-paper and darker-than-ink are capped
+    min_width: int = 2 * STRIDE  # the narrowest picture the net is given, in pixels
+    max_width: int = 40 * HEIGHT  # and the widest (a line 40 times as long as it is high)
+
+
+PARAMS = LineParams()
+
+
+def _grey(image: Image.Image) -> np.ndarray:
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("L"), dtype=np.float32) / 255
+
+
+def ink_levels(grey: np.ndarray, params: LineParams = PARAMS) -> np.ndarray:
+    """0 where the paper is, about 1 where the ink is: whichever way round the picture is
+    (the paper is the commoner level, its median)."""
+    paper = float(np.median(grey))
+    light_on_dark = paper < 0.5
+    ink = (grey - paper) if light_on_dark else (paper - grey)
+    strongest = float(np.quantile(ink, 1 - params.dark_share))
+    return np.clip(ink / max(strongest, params.min_range), *params.clip)
+
+
+def writing_box(ink: np.ndarray, params: LineParams = PARAMS) -> tuple[int, int, int, int]:
+    """[x0, y0, x1, y1] (exclusive) around the clearly inked pixels, with a margin; the whole
+    picture when none is clearly ink (textured paper: the net sorts it out)."""
+    mask = ink >= params.crop_level
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return 0, 0, ink.shape[1], ink.shape[0]
+    margin = int(np.ceil(params.crop_margin * (rows[-1] - rows[0] + 1))) + 1
+    return (max(0, int(cols[0]) - margin), max(0, int(rows[0]) - margin),
+            min(ink.shape[1], int(cols[-1]) + 1 + margin), min(ink.shape[0], int(rows[-1]) + 1 + margin))
+
+
+@dataclass
+class PreparedLine:
+    """A field ready for the net, and what maps its columns back onto the picture."""
+
+    pixels: np.ndarray  # HEIGHT×W, ink bright
+    ink: np.ndarray  # the picture's ink levels (full size)
+    box: tuple[int, int, int, int]  # where `pixels` came from in the picture
+
+    @property
+    def scale(self) -> float:
+        """Picture pixels per net pixel."""
+        return (self.box[3] - self.box[1]) / HEIGHT
+
+
+def prepare(image: Image.Image, params: LineParams = PARAMS) -> PreparedLine:
+    ink = ink_levels(_grey(image), params)
+    box = writing_box(ink, params)
+    crop = ink[box[1] : box[3], box[0] : box[2]]
+    h, w = crop.shape
+    width = int(np.clip(round(w * HEIGHT / max(h, 1)), params.min_width, params.max_width))
+    resample = Image.Resampling.BOX if h > HEIGHT else Image.Resampling.BILINEAR
+    pixels = np.asarray(Image.fromarray(crop).resize((width, HEIGHT), resample), dtype=np.float32)
+    return PreparedLine(pixels, ink, box)
+
+
+def prepare_line(image: Image.Image, params: LineParams = PARAMS) -> np.ndarray:
+    """HEIGHT×W float32: the picture's writing, ink bright, paper 0, W in proportion."""
+    return prepare(image, params).pixels
+
+
+PAD_TO = 32  # batches are padded to a multiple of this many columns: oneDNN builds its kernels
+# once per input shape, and a new width every batch made training ~10× slower on CPUs
+
+
+def batch_lines(lines: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Pictures of different widths as one N×1×HEIGHT×W batch (paper-padded on the right, W a
+    multiple of PAD_TO) and their widths."""
+    widths = np.array([line.shape[1] for line in lines], dtype=np.int64)
+    width = -(-int(widths.max(initial=STRIDE)) // PAD_TO) * PAD_TO
+    batch = np.zeros((len(lines), 1, HEIGHT, width), np.float32)
+    for i, line in enumerate(lines):
+        batch[i, 0, :, : line.shape[1]] = line
+    return batch, widths
