@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from digitlab import __version__
-from digitlab.reading.predictor import Predictor
+from digitlab.predicting.predictor import Predictor
 from digitlab.service.errors import install_error_handlers
 from digitlab.service.jobs import ImageJobs
 from digitlab.service.metrics import ServiceMetrics, forget_process
