@@ -13,6 +13,8 @@ Either is kept when nothing else is left, as a lone stroke (a 1 cropped tight) m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 
@@ -35,7 +37,13 @@ def find_border_lines(mask: np.ndarray, strength: np.ndarray | None = None) -> t
                 if rows.start < band or rows.stop > h - band or cols.start < band or cols.stop > w - band]
     if not touching or count == 1:
         return np.zeros_like(mask), 0  # nothing else: what touches the frame may be the digit
-    depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    made: list[np.ndarray] = []
+
+    def depth() -> np.ndarray:  # the distance transform, made once and only if a test needs it
+        if not made:
+            made.append(ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1])
+        return made[0]
+
     others = mask & ~np.isin(labels, touching)
     found = []
     for index in touching:
@@ -53,23 +61,24 @@ def find_border_lines(mask: np.ndarray, strength: np.ndarray | None = None) -> t
 
 
 def _not_a_stroke(component: np.ndarray, where: tuple[slice, slice], rest: np.ndarray,
-                  depth: np.ndarray, strength: np.ndarray | None) -> bool:
+                  depth: Callable[[], np.ndarray], strength: np.ndarray | None) -> bool:
     """Whether a component reaching the frame is an edge or shade rather than part of the digit
-    that `rest` is (see module)."""
+    that `rest` is (see module). Any one test decides: the cheap ones go first, the one that
+    needs the distance transform (`depth()`, made on first use) last."""
     box = ink_box(rest, level=0)
     assert box is not None  # the caller has other ink
     x0, y0, x1, y1 = box
     extent = box_side(box)
     if _is_line(component, max(component.shape)) and _length(component) >= CLEANING.longer_than_rest * extent:
         return True  # an edge
-    rest_depth = max(float(np.percentile(depth[rest], CLEANING.rest_depth_percentile)), 1)
-    if float(depth[component].max()) >= CLEANING.thicker_than_rest * rest_depth:
-        return True  # shade
     row, col = where
     gap = max(x0 - col.stop, col.start - x1, y0 - row.stop, row.start - y1)
     if component.sum() < CLEANING.crumb * rest.sum() and gap > CLEANING.far * extent:
         return True  # a crumb of shade in a corner, far from the digit
-    return strength is not None and _fainter(component, rest, strength)
+    if strength is not None and _fainter(component, rest, strength):
+        return True  # shade, fainter than the pen
+    rest_depth = max(float(np.percentile(depth()[rest], CLEANING.rest_depth_percentile)), 1)
+    return float(depth()[component].max()) >= CLEANING.thicker_than_rest * rest_depth  # thick shade
 
 
 def _fainter(component: np.ndarray, rest: np.ndarray, strength: np.ndarray) -> bool:
