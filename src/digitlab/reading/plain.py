@@ -62,9 +62,11 @@ def fit_to_mnist(crop: np.ndarray) -> np.ndarray:
     return unit_peak(out)
 
 
-def preprocess_plain(image: Image.Image, level_light: bool = False) -> Prepared:
-    """Invert if the border is light, Otsu, crop, longer side 20 px, centre by mass."""
-    ink, info = plain_ink(to_grayscale(image), level_light)
+def preprocess_plain(image: Image.Image, level_light: bool = False,
+                     gray: np.ndarray | None = None) -> Prepared:
+    """Invert if the border is light, Otsu, crop, longer side 20 px, centre by mass (`gray`:
+    the picture's to_grayscale, where the caller has it)."""
+    ink, info = plain_ink(to_grayscale(image) if gray is None else gray, level_light)
     steps = {"pipeline": "plain", "size": list(image.size), **info}
     box = ink_box(ink, level=0)
     if not info["has_ink"] or box is None:

@@ -21,7 +21,7 @@ from digitlab.errors import ConfigError
 from digitlab.reading.canvas import CANVAS, CENTRE, DIGIT_SIZE, Prepared
 from digitlab.reading.images import to_grayscale
 from digitlab.reading.measures import box_side, crop, erode, ink_box, resize, shrink, stroke_width, unit_peak
-from digitlab.reading.parameters import CENTRING
+from digitlab.reading.parameters import CENTRING, INK
 from digitlab.reading.robust.find_ink import ink_map, to_original
 from digitlab.reading.robust.lighting import LIGHTINGS
 
@@ -29,14 +29,15 @@ logger = logging.getLogger(__name__)
 
 
 
-def robust_view(image: Image.Image, lighting: str) -> Prepared:
+def robust_view(image: Image.Image, lighting: str, gray: np.ndarray | None = None) -> Prepared:
     """One robust view: ink_map with this lighting correction (reading.robust.lighting.LIGHTINGS),
-    cropped, scaled and centred."""
+    cropped, scaled and centred. `gray`: the picture's `full_gray`, where the caller has it."""
     if lighting not in LIGHTINGS:
         raise ConfigError(f"unknown lighting {lighting!r}; choose from {', '.join(LIGHTINGS)}")
-    ink, info = _quick_look(image, lighting) if max(image.size) > CENTRING.quick_size else (None, {})
+    gray = full_gray(image) if gray is None else gray  # one conversion for both looks
+    ink, info = _quick_look(image, lighting, gray) if max(image.size) > CENTRING.quick_size else (None, {})
     if ink is None:
-        ink, info = ink_map(image, lighting=lighting)
+        ink, info = ink_map(image, lighting=lighting, gray=gray)
     steps: dict[str, Any] = {"pipeline": "robust", "lighting": lighting, **info, "ink_box": None,
                              "scale": None}
     if not info["has_ink"]:
@@ -48,7 +49,7 @@ def robust_view(image: Image.Image, lighting: str) -> Prepared:
     return Prepared(pixels, steps)
 
 
-def as_mnist(image: Image.Image) -> Prepared | None:
+def as_mnist(image: Image.Image, gray: np.ndarray | None = None) -> Prepared | None:
     """The picture as it is, when it is already in MNIST's format; else None.
 
     MNIST's format: 28×28, light ink on black, the digit scaled into a 20-px box and centred
@@ -58,7 +59,7 @@ def as_mnist(image: Image.Image) -> Prepared | None:
     """
     if image.size != (CANVAS, CANVAS):
         return None
-    gray = to_grayscale(image)
+    gray = to_grayscale(image) if gray is None else gray
     top = float(gray.max())
     if top < 0.5 or gray[0].any() or gray[-1].any() or gray[:, 0].any() or gray[:, -1].any():
         return None
@@ -75,9 +76,16 @@ def as_mnist(image: Image.Image) -> Prepared | None:
     return Prepared(torch.from_numpy(gray / top), steps)
 
 
-def _quick_look(image: Image.Image, lighting: str) -> tuple[np.ndarray | None, dict[str, Any]]:
+def full_gray(image: Image.Image) -> np.ndarray | None:
+    """The picture's `to_grayscale`, which ink_map shrinks, or None for one so big that ink_map
+    shrinks it in 8 bits first (reading it whole in floats would cost more than it saves)."""
+    return to_grayscale(image) if image.width * image.height <= INK.float_pixels else None
+
+
+def _quick_look(image: Image.Image, lighting: str,
+                gray: np.ndarray | None) -> tuple[np.ndarray | None, dict[str, Any]]:
     """ink_map at the quick size, or None when its digit is too small or its strokes too thin."""
-    ink, info = ink_map(image, CENTRING.quick_size, lighting)
+    ink, info = ink_map(image, CENTRING.quick_size, lighting, gray)
     box = ink_box(ink) if info["has_ink"] else None
     if box is None or box_side(box) < CENTRING.quick_digit:
         return None, info

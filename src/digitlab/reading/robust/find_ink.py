@@ -37,7 +37,8 @@ WORK_SIZE = INK.work_size  # the default working size, for callers that pass the
 
 
 def ink_map(
-    image: Image.Image, work_size: int = WORK_SIZE, lighting: str = "opening"
+    image: Image.Image, work_size: int = WORK_SIZE, lighting: str = "opening",
+    gray: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Ink-bright floats in [0, 1] at working resolution (≤ work_size), plus what was found.
 
@@ -45,10 +46,11 @@ def ink_map(
     paper_step (how much the paper's level varies, and its largest jump between neighbouring
     pixels of the small copy it is estimated on), threshold, contrast, has_ink and, when there
     is none, reason. `lighting` says how the paper's level is estimated (see estimate_paper).
+    `gray`: the picture's `to_grayscale`, where the caller has it already (never changed here).
     """
-    gray, work_scale = _working_gray(image, work_size)
-    inverted = ink_is_dark(gray)
-    ink = 1 - gray if inverted else gray
+    small, work_scale = _working_gray(image, work_size, gray)
+    inverted = ink_is_dark(small)
+    ink = 1 - small if inverted else small
     level, paper = estimate_paper(ink, lighting)
     flat = np.maximum(ink - level, np.float32(0), dtype=np.float32)
     mask, levels, edges = _clean_mask(flat)
@@ -104,15 +106,17 @@ def to_original(box: list[int], info: dict[str, Any]) -> list[int]:
             min(w, math.ceil(x1 / s)), min(h, math.ceil(y1 / s))]
 
 
-def _working_gray(image: Image.Image, work_size: int) -> tuple[np.ndarray, float]:
+def _working_gray(image: Image.Image, work_size: int,
+                  gray: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Grayscale at ≤ work_size; big 8-bit images are shrunk by PIL first, far cheaper than floats.
 
-    Small ones are shrunk as floats: 8-bit results are rounded, and rounding is not symmetric
-    under inversion, so light-on-dark and dark-on-light would not give the same digit.
+    Small ones are shrunk as floats (from `gray`, their to_grayscale, when given): 8-bit results
+    are rounded, and rounding is not symmetric under inversion, so light-on-dark and
+    dark-on-light would not give the same digit.
     """
     factor = work_size / max(image.size)
     if image.width * image.height <= INK.float_pixels:
-        return shrink(to_grayscale(image), factor)
+        return shrink(to_grayscale(image) if gray is None else gray, factor)
     if factor < 1 and image.mode in ("1", "P", "PA"):
         image = image.convert("RGBA" if "A" in image.mode or "transparency" in image.info else "L")
     if factor < 1 and image.mode in ("L", "RGB", "RGBA", "LA", "CMYK"):

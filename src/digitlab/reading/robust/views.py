@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -18,7 +19,7 @@ from digitlab.reading.canvas import Prepared
 from digitlab.reading.images import to_grayscale
 from digitlab.reading.parameters import DECIMALS, INK, VIEWS
 from digitlab.reading.plain import plain_ink, preprocess_plain
-from digitlab.reading.robust.centring import as_mnist, robust_view
+from digitlab.reading.robust.centring import as_mnist, full_gray, robust_view
 from digitlab.reading.robust.find_ink import why_no_ink
 
 TOUCHES_TWO = "the ink touches two sides of the frame"
@@ -42,10 +43,11 @@ def preprocess_robust(image: Image.Image, lighting: str | None = None) -> Prepar
 
     `lighting` forces one view ("opening", "steps" or "plane") and no alternatives.
     """
-    only = robust_view(image, lighting) if lighting is not None else as_mnist(image)
+    gray = full_gray(image)  # converted once for every view
+    only = robust_view(image, lighting, gray) if lighting is not None else as_mnist(image, gray)
     if only is not None:
         return only
-    view = robust_view(image, "opening")
+    view = robust_view(image, "opening", gray)
     even = view.steps.get("paper_range", 0.0) < VIEWS.uneven
     # A small picture is a cue only when its light looks uneven or no ink was found: MNIST-like
     # 28×28 digits on an even ground are read as they are, at full speed.
@@ -53,20 +55,22 @@ def preprocess_robust(image: Image.Image, lighting: str | None = None) -> Prepar
     if even and view.has_ink and cue is None:
         return view  # nothing to doubt: most pictures
     if view.steps.get("paper_step", 0.0) >= VIEWS.step:
-        view, cue = _follow_steps(image)
-    cue = _why_ask_plain(image, view, cue)
-    return view if cue is None else _with_plain_views(image, view, cue)
+        view, cue = _follow_steps(image, gray)
+    if not view.has_ink or cue is not None:
+        gray = to_grayscale(image) if gray is None else gray  # the plain recipe reads it whole
+        cue = _why_ask_plain(gray, view, cue)
+    return view if cue is None else _with_plain_views(image, gray, view, cue)
 
 
-def _follow_steps(image: Image.Image) -> tuple[Prepared, str | None]:
+def _follow_steps(image: Image.Image, gray: np.ndarray | None) -> tuple[Prepared, str | None]:
     """The view that follows steps in the paper's level, and why plain views may be needed."""
-    view = robust_view(image, "steps")
+    view = robust_view(image, "steps", gray)
     view.steps["why"] = "steps in the paper's level (a shadow's or a sheet's edge)"
     cue = _fills_frame(view.steps, image.size, small=True)
     return view, None if cue == TOUCHES_TWO else cue  # a digit in a shadowed corner: see above
 
 
-def _why_ask_plain(image: Image.Image, view: Prepared, cue: str | None) -> str | None:
+def _why_ask_plain(gray: np.ndarray, view: Prepared, cue: str | None) -> str | None:
     """Why the plain recipe should be asked too, or None.
 
     Where robust found nothing, a soft digit that fills its frame may still be there for the
@@ -75,7 +79,7 @@ def _why_ask_plain(image: Image.Image, view: Prepared, cue: str | None) -> str |
     """
     if view.has_ink:
         return cue
-    plain, info = plain_ink(to_grayscale(image))
+    plain, info = plain_ink(gray)
     reason = why_no_ink(plain > 0, info["contrast"]) if info["has_ink"] else "no ink"
     if reason not in (None, "ink covers most of the image"):
         return None
@@ -84,11 +88,11 @@ def _why_ask_plain(image: Image.Image, view: Prepared, cue: str | None) -> str |
     return cue
 
 
-def _with_plain_views(image: Image.Image, view: Prepared, cue: str) -> Prepared:
+def _with_plain_views(image: Image.Image, gray: np.ndarray | None, view: Prepared, cue: str) -> Prepared:
     """`view` with the plain views as alternatives (or as the main view, where robust found
     no ink), and `steps["views"]` saying which and why."""
     for name, level_light in (("plain", False), ("plain-levelled", True)):
-        other = preprocess_plain(image, level_light)
+        other = preprocess_plain(image, level_light, gray)
         if other.has_ink:
             view.alternatives[name] = other.pixels
     main = view.steps["lighting"]
