@@ -3,7 +3,8 @@
 A baseline git ref (default main) is exported with `git archive` into a temporary folder, and
 each of the two trees is measured in its own processes, alternately, `--rounds` times:
 
-  - per-picture median time of `model.read(picture)` (Python API, one torch thread) for four
+  - per-picture median time of `model.read(picture)` (Python API, one torch thread; wall
+    clock, and CPU time, which a busy machine disturbs less) for four
     kinds of picture: a 150×150 drawing, a 1,000×1,000 photo (uneven light, noise, colour),
     a 157×111 form cell (a scan with the cell's frame) and a 28×28 MNIST-format picture;
   - `/api/v1/predict` p50 and p99 over `--requests` sequential POSTs of the drawing to a
@@ -24,6 +25,7 @@ import http.client
 import io
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -96,7 +98,8 @@ def png(image: Image.Image) -> bytes:
 # ---------------------------------------------------------------- measuring one tree (child)
 
 def measure_reads(repeats: int) -> dict[str, float]:
-    """Median ms of model.read per kind of picture, one torch thread."""
+    """Median ms of model.read per kind of picture, one torch thread: wall-clock time, and the
+    process's CPU time (less at the mercy of other work on a busy machine)."""
     import torch
 
     import digitlab
@@ -107,12 +110,14 @@ def measure_reads(repeats: int) -> dict[str, float]:
     for kind, picture in pictures.items():
         for _ in range(3):
             model.read(picture)
-        times = []
+        times, cpu = [], []
         for _ in range(repeats):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             model.read(picture)
             times.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - start_cpu)
         out[kind] = 1000 * statistics.median(times)
+        out[f"{kind}, CPU"] = 1000 * statistics.median(cpu)
     return out
 
 
@@ -157,14 +162,19 @@ def measure_service(src: Path, requests: int) -> dict[str, float]:
         server.wait(timeout=30)
 
 
-def measure_classify(src: Path, folder: Path) -> float:
-    """Pictures/s of `classify FOLDER --jsonl`, start-up included."""
+def measure_classify(src: Path, folder: Path) -> dict[str, float]:
+    """Pictures/s of `classify FOLDER --jsonl`, start-up included, and the CPU seconds it and
+    its workers used (what a busy machine cannot inflate by making it wait)."""
     env = {**os.environ, "PYTHONPATH": str(src)}
     count = len(list(folder.iterdir()))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "digitlab", "classify", str(folder), "--jsonl"],
                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return count / (time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return {"classify --jsonl (pictures/s)": count / seconds, "classify --jsonl, CPU (s)": cpu}
 
 
 # ---------------------------------------------------------------- the run (parent)
@@ -199,12 +209,13 @@ def main() -> None:
         for i in range(args.cells):
             form_cell(i).save(folder / f"{i:04d}.png")
         results: dict[str, dict[str, list[float]]] = {name: {} for name in trees}
-        for _ in range(args.rounds):
-            for name, src in trees.items():
+        for round_ in range(args.rounds):
+            order = list(trees.items()) if round_ % 2 == 0 else list(trees.items())[::-1]
+            for name, src in order:  # alternately first: a machine that slows down favours neither
                 found = {f"read {k} (ms)": v for k, v in child(src, args.repeats).items()}
                 found.update({f"service {k} (ms)": v
                               for k, v in measure_service(src, args.requests).items()})
-                found["classify --jsonl (pictures/s)"] = measure_classify(src, folder)
+                found.update(measure_classify(src, folder))
                 for key, value in found.items():
                     results[name].setdefault(key, []).append(value)
     print(f"old = {args.baseline}, new = this tree; medians of {args.rounds} round(s), "
@@ -212,7 +223,7 @@ def main() -> None:
     print(f"{'':34s} {'old':>9s} {'new':>9s} {'speed-up':>8s}")
     for key in results["new"]:
         old, new = statistics.median(results["old"][key]), statistics.median(results["new"][key])
-        ratio = new / old if "pictures/s" in key else old / new  # > 1: new is faster
+        ratio = new / old if "pictures/s" in key else old / new  # > 1: new is faster (or leaner)
         print(f"{key:34s} {old:9.2f} {new:9.2f} {ratio:7.2f}x")
 
 
