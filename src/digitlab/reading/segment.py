@@ -23,7 +23,7 @@ from digitlab.reading.canvas import CANVAS
 from digitlab.reading.measures import EIGHT, ink_box
 from digitlab.reading.parameters import SPLITTING
 from digitlab.reading.robust.centring import normalise_digit
-from digitlab.reading.robust.find_ink import WORK_SIZE, ink_map, to_original
+from digitlab.reading.robust.find_ink import ink_map, to_original
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def segment_number(image: Image.Image, classify: Classifier | None = None) -> Nu
     keeps its probabilities (so the caller need not classify it again).
     """
     enlarged, factor = _enlarged(image)
-    ink, info = ink_map(enlarged, max(enlarged.size) if factor > 1 else WORK_SIZE)
+    ink, info = ink_map(enlarged, max(enlarged.size) if factor > 1 else None)
     if factor > 1:  # boxes are reported in the picture's own pixels
         info.update(size=list(image.size), work_scale=info["work_scale"] * factor, enlarged=factor)
     steps: dict[str, Any] = {"pipeline": "robust", **info, "digits": 0}

@@ -2,7 +2,7 @@
 and edges running into the frame dealt with), and the measures it is judged by.
 
 `reading.robust.centring` crops, scales and centres one digit of it; `reading.segment` splits
-numbers with it; `reading.plain` borrows its paper plane and Otsu.
+numbers with it; `reading.robust.views` judges the plain recipe's ink by `why_no_ink`.
 """
 
 from __future__ import annotations
@@ -33,14 +33,13 @@ from digitlab.reading.parameters import CLEANING, DECIMALS, EPSILON, INK
 from digitlab.reading.robust.border_lines import find_border_lines
 from digitlab.reading.robust.lighting import estimate_paper
 
-WORK_SIZE = INK.work_size  # the default working size, for callers that pass their own
-
 
 def ink_map(
-    image: Image.Image, work_size: int = WORK_SIZE, lighting: str = "opening",
+    image: Image.Image, work_size: int | None = None, lighting: str = "opening",
     gray: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Ink-bright floats in [0, 1] at working resolution (≤ work_size), plus what was found.
+    """Ink-bright floats in [0, 1] at working resolution (≤ work_size, default INK.work_size),
+    plus what was found.
 
     The info dict: size, work_scale (working / original pixels), inverted, paper_range and
     paper_step (how much the paper's level varies, and its largest jump between neighbouring
@@ -48,7 +47,7 @@ def ink_map(
     is none, reason. `lighting` says how the paper's level is estimated (see estimate_paper).
     `gray`: the picture's `to_grayscale`, where the caller has it already (never changed here).
     """
-    small, work_scale = _working_gray(image, work_size, gray)
+    small, work_scale = _working_gray(image, work_size or INK.work_size, gray)
     inverted = ink_is_dark(small)
     ink = 1 - small if inverted else small
     level, paper = estimate_paper(ink, lighting)
