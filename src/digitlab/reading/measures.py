@@ -18,10 +18,13 @@ BINS = 1024  # histogram resolution for quantiles and Otsu
 
 def ink_box(ink: np.ndarray, level: float = 1 / 255) -> list[int] | None:
     """[x0, y0, x1, y1] (x1, y1 exclusive) around values above `level`, or None."""
-    rows, cols = np.flatnonzero((ink > level).any(axis=1)), np.flatnonzero((ink > level).any(axis=0))
+    above = ink > level  # compared once; the columns are looked for only between the rows
+    rows = np.flatnonzero(above.any(axis=1))
     if rows.size == 0:
         return None
-    return [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
+    y0, y1 = int(rows[0]), int(rows[-1]) + 1
+    cols = np.flatnonzero(above[y0:y1].any(axis=0))
+    return [int(cols[0]), y0, int(cols[-1]) + 1, y1]
 
 
 def crop(values: np.ndarray, box: list[int]) -> np.ndarray:
