@@ -3,6 +3,8 @@
 A baseline git ref (default main) is exported with `git archive` into a temporary folder, and
 each of the two trees is measured in its own processes, alternately, `--rounds` times:
 
+  - the drawing read with `digitlab.load()` as each tree ships it (the old one kept torch's
+    default thread count);
   - per-picture median time of `model.read(picture)` (Python API, one torch thread; wall
     clock, and CPU time, which a busy machine disturbs less) for four
     kinds of picture: a 150×150 drawing, a 1,000×1,000 photo (uneven light, noise, colour),
@@ -97,12 +99,24 @@ def png(image: Image.Image) -> bytes:
 
 # ---------------------------------------------------------------- measuring one tree (child)
 
-def measure_reads(repeats: int) -> dict[str, float]:
+def measure_reads(repeats: int, as_shipped: bool = False) -> dict[str, float]:
     """Median ms of model.read per kind of picture, one torch thread: wall-clock time, and the
-    process's CPU time (less at the mercy of other work on a busy machine)."""
+    process's CPU time (less at the mercy of other work on a busy machine). `as_shipped`: the
+    drawing only, with whatever threads `digitlab.load()` leaves torch (the old one: all cores)."""
     import torch
 
     import digitlab
+    if as_shipped:
+        model = digitlab.load()
+        picture = drawing()
+        for _ in range(3):
+            model.read(picture)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.read(picture)
+            times.append(time.perf_counter() - start)
+        return {"drawing, load() as shipped": 1000 * statistics.median(times)}
     torch.set_num_threads(1)  # what the new load() does by default; the old one did not
     model = digitlab.load()
     pictures = {"drawing": drawing(), "photo": photo(), "form cell": form_cell(), "mnist": mnist()}
@@ -186,9 +200,9 @@ def export(ref: str, into: Path) -> Path:
     return into / "src"
 
 
-def child(src: Path, repeats: int) -> dict[str, float]:
+def child(src: Path, repeats: int, as_shipped: bool = False) -> dict[str, float]:
     code = (f"import sys, json; sys.path[:0] = [{str(src)!r}, {str(ROOT / 'benchmarks')!r}]; "
-            f"import latency; print(json.dumps(latency.measure_reads({repeats})))")
+            f"import latency; print(json.dumps(latency.measure_reads({repeats}, {as_shipped})))")
     env = {**os.environ, "PYTHONPATH": str(src)}
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -213,6 +227,7 @@ def main() -> None:
             order = list(trees.items()) if round_ % 2 == 0 else list(trees.items())[::-1]
             for name, src in order:  # alternately first: a machine that slows down favours neither
                 found = {f"read {k} (ms)": v for k, v in child(src, args.repeats).items()}
+                found.update({f"read {k} (ms)": v for k, v in child(src, args.repeats, True).items()})
                 found.update({f"service {k} (ms)": v
                               for k, v in measure_service(src, args.requests).items()})
                 found.update(measure_classify(src, folder))
