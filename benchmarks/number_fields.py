@@ -20,8 +20,8 @@ from pathlib import Path
 from PIL import Image
 
 from digitlab import data
+from digitlab.predicting.predictor import NUMBER_READERS, Predictor
 from digitlab.reading.images import IMAGE_SUFFIXES, load_image
-from digitlab.reading.predictor import NUMBER_READERS, Predictor
 from digitlab.training.lines import edit_distance
 from digitlab.writing import wild
 

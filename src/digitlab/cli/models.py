@@ -37,8 +37,8 @@ digitlab export model.pt --format torchscript --out model.ts --input uint8
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from digitlab.models.line_checkpoint import holds_line_reader, pack_line_checkpoint
-    from digitlab.training.checkpoint import pack_checkpoint
+    from digitlab.checkpoints.lines import holds_line_reader, pack_line_checkpoint
+    from digitlab.training.packing import pack_checkpoint
 
     if holds_line_reader(args.checkpoint):
         if args.calibrate:
@@ -67,10 +67,10 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from digitlab.checkpoints.format import load_model
+    from digitlab.checkpoints.lines import holds_line_reader
     from digitlab.data import get_dataset, load_split, resolve_root
     from digitlab.export.exporter import export_model
-    from digitlab.models.line_checkpoint import holds_line_reader
-    from digitlab.training.checkpoint import load_model
 
     if holds_line_reader(args.checkpoint):
         return export_line_reader(args)

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from digitlab.checkpoints.lines import load_line_checkpoint
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.export.exporter import MAX_DIFFERENCE, ExportCheck, ExportError
 from digitlab.files import atomic_path
-from digitlab.models.line_checkpoint import load_line_checkpoint
 from digitlab.models.linenet import HEIGHT, greedy_decode
 from digitlab.reading.backends import onnx_session
 

@@ -13,44 +13,21 @@ import numpy as np
 from PIL import Image
 
 from digitlab.models.linenet import HEIGHT, STRIDE
+from digitlab.reading.images import to_grayscale
+from digitlab.reading.measures import ink_is_dark
+from digitlab.reading.parameters import LINES, LineFields
 
 
-@dataclass(frozen=True)
-class LineParams:
-    """How a field is normalised. Levels are shares of the picture's range (paper 0, ink 1)."""
-
-    dark_share: float = 0.01  # the ink's level: this darkest share of pixels (a field is mostly paper)
-    min_range: float = 0.12  # a field whose ink is less than this (of 0..1 grey) above the paper
-    # is read as it is, not stretched: stretching noise into "ink" invents digits
-    crop_level: float = 0.5  # pixels at least this far from paper to ink bound the writing...
-    crop_margin: float = 0.15  # ...and the crop keeps this share of the writing's height around it
-    clip: tuple[float, float] = (-0.5, 1.5)  # lighter-than-paper and darker-than-ink are capped
-    min_width: int = 2 * STRIDE  # the narrowest picture the net is given, in pixels
-    max_width: int = 40 * HEIGHT  # and the widest (a line 40 times as long as it is high)
-
-
-PARAMS = LineParams()
-
-
-def _grey(image: Image.Image) -> np.ndarray:
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    return np.asarray(image.convert("L"), dtype=np.float32) / 255
-
-
-def ink_levels(grey: np.ndarray, params: LineParams = PARAMS) -> np.ndarray:
-    """0 where the paper is, about 1 where the ink is: whichever way round the picture is
-    (the paper is the commoner level, its median)."""
+def ink_levels(grey: np.ndarray, params: LineFields = LINES) -> np.ndarray:
+    """0 where the paper is, about 1 where the ink is, whichever way round the picture is
+    (reading.measures.ink_is_dark decides, as for every pipeline)."""
     paper = float(np.median(grey))
-    light_on_dark = paper < 0.5
-    ink = (grey - paper) if light_on_dark else (paper - grey)
+    ink = (paper - grey) if ink_is_dark(grey, paper) else (grey - paper)
     strongest = float(np.quantile(ink, 1 - params.dark_share))
     return np.clip(ink / max(strongest, params.min_range), *params.clip)
 
 
-def writing_box(ink: np.ndarray, params: LineParams = PARAMS) -> tuple[int, int, int, int]:
+def writing_box(ink: np.ndarray, params: LineFields = LINES) -> tuple[int, int, int, int]:
     """[x0, y0, x1, y1] (exclusive) around the clearly inked pixels, with a margin; the whole
     picture when none is clearly ink (textured paper: the net sorts it out)."""
     mask = ink >= params.crop_level
@@ -70,16 +47,12 @@ class PreparedLine:
     ink: np.ndarray  # the picture's ink levels (full size)
     box: tuple[int, int, int, int]  # where `pixels` came from in the picture
 
-    @property
-    def scale(self) -> float:
-        """Picture pixels per net pixel."""
-        return (self.box[3] - self.box[1]) / HEIGHT
 
-
-def prepare(image: Image.Image, params: LineParams = PARAMS) -> PreparedLine:
-    ink = ink_levels(_grey(image), params)
+def prepare(image: Image.Image, params: LineFields = LINES) -> PreparedLine:
+    ink = ink_levels(to_grayscale(image), params)
     box = writing_box(ink, params)
-    crop = ink[box[1] : box[3], box[0] : box[2]]
+    left, top, right, bottom = box
+    crop = ink[top:bottom, left:right]
     h, w = crop.shape
     width = int(np.clip(round(w * HEIGHT / max(h, 1)), params.min_width, params.max_width))
     resample = Image.Resampling.BOX if h > HEIGHT else Image.Resampling.BILINEAR
@@ -87,7 +60,7 @@ def prepare(image: Image.Image, params: LineParams = PARAMS) -> PreparedLine:
     return PreparedLine(pixels, ink, box)
 
 
-def prepare_line(image: Image.Image, params: LineParams = PARAMS) -> np.ndarray:
+def prepare_line(image: Image.Image, params: LineFields = LINES) -> np.ndarray:
     """HEIGHT×W float32: the picture's writing, ink bright, paper 0, W in proportion."""
     return prepare(image, params).pixels
 

@@ -24,11 +24,11 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
 
+from digitlab.checkpoints.lines import LineCheckpoint, load_line_checkpoint, save_line_checkpoint
 from digitlab.data.datasets import TRAIN_IMAGES, TRAIN_LABELS, raw_dir, resolve_root
 from digitlab.data.idx import read_idx
 from digitlab.errors import ConfigError
 from digitlab.files import write_json
-from digitlab.models.line_checkpoint import LineCheckpoint, load_line_checkpoint, save_line_checkpoint
 from digitlab.models.linenet import BLANK, LineNet, greedy_decode, steps_for
 from digitlab.reading.lines import batch_lines, prepare_line
 from digitlab.writing.lines import GlyphBank, render_line

@@ -1,0 +1,143 @@
+"""`classify`'s results on a text stream — a line per file, a JSON array, JSON lines or CSV —
+each record written as its file is read; and, for `--resume`, the files an interrupted run's
+JSON lines or CSV already hold.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import textwrap
+from pathlib import Path
+from typing import IO, Any
+
+from digitlab.batch.stream import FileReading
+from digitlab.errors import ConfigError
+from digitlab.predicting.results import NumberReading
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("text", "json", "jsonl", "csv")
+RESUMABLE = ("jsonl", "csv")  # formats an interrupted run can be continued in: a record a line
+DIGIT_COLUMNS = ("path", "digit", "label", "confidence", "no_digit", "reason", "top_k", "error")
+NUMBER_COLUMNS = ("path", "number", "text", "confidence", "no_digit", "error")
+_JSONL_START = '{"path": '  # how each JSON line begins: its path can be read without the rest
+
+
+class ResultWriter:
+    """Writes one record per file to `stream` in `fmt` (FORMATS).
+
+    `text` is for people: "path: reading" (a file that could not be read has no line; its error
+    goes to stderr). `json` keeps `classify --json`'s indented array, written element by element;
+    `jsonl` and `csv` give every file a record, errors included (`--resume` relies on it).
+    """
+
+    def __init__(self, stream: IO[str], fmt: str, *, number: bool = False, show: bool = False,
+                 nothing: str = "no digit", header: bool = True) -> None:
+        if fmt not in FORMATS:
+            raise ConfigError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        self.stream, self.fmt, self.nothing, self.count = stream, fmt, nothing, 0
+        self.columns = (NUMBER_COLUMNS if number else DIGIT_COLUMNS) + (("show",) if show else ())
+        self.csv = csv.writer(stream, lineterminator="\n") if fmt == "csv" else None
+        if self.csv is not None and header:
+            self.csv.writerow(self.columns)
+
+    def write(self, result: FileReading, show: Path | None = None) -> None:
+        """Write `result`'s record (with the path of its picture, if one was made)."""
+        record = {**result.to_dict(), **({"show": str(show)} if show is not None else {})}
+        if self.fmt == "text":
+            if result.reading is not None:
+                self.stream.write(f"{result.path}: {result.reading.describe(self.nothing)}\n")
+        elif self.fmt == "jsonl":
+            self.stream.write(json.dumps(record) + "\n")
+        elif self.fmt == "json":
+            # json.dumps(list, indent=2), one element at a time: the same text, never all in memory
+            self.stream.write(("[\n" if not self.count else ",\n")
+                              + textwrap.indent(json.dumps(record, indent=2), "  "))
+        else:
+            assert self.csv is not None
+            self.csv.writerow(csv_row(result, self.columns, show))
+        self.count += 1
+
+    def close(self) -> None:
+        """Finish the output (the JSON array's closing bracket) and flush it."""
+        if self.fmt == "json":
+            self.stream.write("\n]\n" if self.count else "[]\n")
+        self.stream.flush()
+
+
+def csv_row(result: FileReading, columns: tuple[str, ...], show: Path | None = None) -> list[Any]:
+    """`result` as a row of `columns`: numbers as in JSON, true/false, empty for none; the
+    likeliest classes as "label:probability" separated by ';'."""
+    values: dict[str, Any] = {"path": result.path, "error": result.error, "show": show}
+    if result.reading is not None:
+        record = result.reading.to_dict()
+        values.update(record)
+        if not isinstance(result.reading, NumberReading):
+            values["top_k"] = ";".join(f"{c['label']}:{c['probability']}" for c in record.get("top_k", []))
+    return [_cell(values.get(column)) for column in columns]
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def read_done(path: str | os.PathLike[str], fmt: str) -> set[str]:
+    """The paths an earlier run already wrote to `path` (JSON lines or CSV), so that they are
+    skipped; an unfinished last line (a run killed mid-write) is cut off first. A missing or
+    empty file has none. A file that is not such output is a ConfigError."""
+    if fmt not in RESUMABLE:
+        raise ConfigError(f"--resume needs --jsonl or --csv output (a {fmt} file cannot be continued)")
+    file = Path(path)
+    if not file.is_file() or file.stat().st_size == 0:
+        return set()
+    _cut_unfinished_line(file)
+    with open(file, encoding="utf-8", newline="") as f:
+        return _csv_paths(f, file) if fmt == "csv" else _jsonl_paths(f, file)
+
+
+def _cut_unfinished_line(file: Path) -> None:
+    with open(file, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        end = size
+        while end > 0:  # back to the last newline, a block at a time
+            start = max(0, end - 65536)
+            f.seek(start)
+            block = f.read(end - start)
+            if (newline := block.rfind(b"\n")) >= 0:
+                end = start + newline + 1
+                break
+            end = start
+        if end < size:
+            logger.warning("%s: cutting off an unfinished last line (%d bytes), to be written again",
+                           file, size - end)
+            f.truncate(end)
+
+
+def _jsonl_paths(lines: IO[str], file: Path) -> set[str]:
+    decoder, done = json.JSONDecoder(), set()
+    for number, line in enumerate(lines, 1):
+        try:
+            if not line.startswith(_JSONL_START):
+                raise ValueError("no path first")
+            path, _ = decoder.raw_decode(line, len(_JSONL_START))  # only the path: fast
+            if not isinstance(path, str):
+                raise ValueError("the path is not a string")
+        except ValueError as e:
+            raise ConfigError(f"{file}: line {number} is not a record of `classify --jsonl` ({e}); "
+                              "give --resume a file an earlier run wrote, or a new one") from None
+        done.add(path)
+    return done
+
+
+def _csv_paths(lines: IO[str], file: Path) -> set[str]:
+    rows = csv.reader(lines)
+    header = next(rows, None)
+    if header is None or header[:1] != ["path"]:
+        raise ConfigError(f"{file}: not the CSV of `classify --csv` (its first column is not "
+                          "'path'); give --resume a file an earlier run wrote, or a new one")
+    return {row[0] for row in rows if row}
