@@ -94,7 +94,7 @@ default-model: setup fonts
 # synthetic number fields only, never real ones (~30 min on 2 cores).
 number-model: setup fonts
 	$(DIGITLAB) train --recipe numbers --seed 1 --out runs/number-model --no-progress
-	$(DIGITLAB) pack runs/number-model/best.pt --out src/digitlab/weights/numbers.pt
+	$(DIGITLAB) pack runs/number-model/last.pt --out src/digitlab/weights/numbers.pt
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

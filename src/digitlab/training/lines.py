@@ -41,7 +41,7 @@ class LineTrainConfig:
     """The `numbers` recipe. Measured on 2 cores: see the README's numbers table."""
 
     seed: int = 1
-    epochs: int = 5
+    epochs: int = 8
     lines_per_epoch: int = 50_000
     batch_size: int = 64
     lr: float = 3e-3  # AdamW's peak, one-cycle

@@ -42,8 +42,11 @@ class LineStyle:
     thin: tuple[float, float] = (0.0, 0.65)  # MNIST's grey level cut away: a ball-point's thin line
     fill: tuple[float, float] = (0.45, 0.9)  # share of the field's height the digits take
     margin: tuple[float, float] = (0.0, 0.7)  # left and right margins, share of the height
-    continental: float = 0.35  # share of ones flagged, sevens crossed, fours open
-    font_share: float = 0.12  # share of digits from handwriting fonts (when installed)
+    continental: float = 0.5  # share of ones flagged, sevens crossed, fours open (cheques,
+    # forms and most of Europe and Latin America write them so)
+    small_zeros: float = 0.35  # share of round amounts whose trailing zeros are written smaller,
+    small_zero_size: tuple[float, float] = (0.45, 0.85)  # this share of the digits' height
+    font_share: float = 0.15  # share of digits from handwriting fonts (when installed)
     separators: float = 0.3  # share of fields of 4+ digits with thousands separators
     trailing: float = 0.35  # share of fields that end in a dash, full stop or comma
     leading: float = 0.08  # share of fields that start with a stroke (a "$" or "#" written fast)
@@ -153,8 +156,11 @@ def _pieces(digits: list[int], bank: GlyphBank, rng: np.random.Generator,
         pieces.append((_mark(str(rng.choice(["/", "-", "="])), h0, pen, rng), False))
     separate = n >= 4 and rng.random() < style.separators
     sep = str(rng.choice([".", ","]))
+    trailing_zeros = n - len("".join(map(str, digits)).rstrip("0"))
+    small = trailing_zeros >= 2 and rng.random() < style.small_zeros
+    shrink = rng.uniform(*style.small_zero_size) if small else 1.0
     for i, d in enumerate(digits):
-        height = h0 * rng.uniform(*style.size_jitter)
+        height = h0 * rng.uniform(*style.size_jitter) * (shrink if i >= n - trailing_zeros else 1)
         pieces.append((_glyph(bank, d, height, width_scale, rng, style), True))
         left = n - 1 - i
         if separate and left > 0 and left % 3 == 0:
