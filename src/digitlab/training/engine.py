@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,6 +17,8 @@ from tqdm import tqdm
 
 from digitlab.errors import DigitlabError
 from digitlab.training.precision import MixedPrecision
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingDiverged(DigitlabError):
@@ -83,12 +87,17 @@ def train_one_epoch(
     only every `log_interval` batches and at the end; where it is then not finite, this raises
     TrainingDiverged naming the first batch whose loss was not. `step_hook` runs after each
     optimiser step; `precision` runs the step under autocast (training.precision).
+
+    With `progress`, a bar is drawn only when stderr is a terminal; in a log file (no terminal)
+    each logged loss is a debug line instead (`digitlab -v`), never a bar's `\r` redraws.
     """
     model.train()
     total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
     if max_batches is not None and total is not None:
         total = min(total, max_batches)
-    bar = tqdm(total=total, desc=description, unit="batch", disable=not progress, leave=False)
+    # disable=None: tqdm draws only on a terminal
+    bar = tqdm(total=total, desc=description, unit="batch", disable=None if progress else True,
+               leave=False, file=sys.stderr, dynamic_ncols=True)
     log: list[tuple[int, float]] = []
     weighted: list[torch.Tensor] = []
     seen = 0
@@ -114,7 +123,12 @@ def train_one_epoch(
                 raise _diverged(weighted)
             log.append((seen, value))
             elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+            speed = seen / max(elapsed, 1e-9)
+            if bar.disable:
+                logger.debug("%s: batch %d%s, loss %.4f, %.0f images/s", description, i + 1,
+                             f"/{total}" if total else "", value, speed)
+            else:
+                bar.set_postfix(loss=f"{value:.4f}", img_s=f"{speed:.0f}", refresh=False)
         bar.update(1)
     bar.close()
     mean_loss = torch.stack(weighted).sum().item() / seen if seen else 0.0
