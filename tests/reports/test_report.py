@@ -112,7 +112,7 @@ def test_wild_results_explicit_or_found_beside_the_checkpoint(tmp_path):
     assert load_wild(None, checkpoint) == (None, None)
     (tmp_path / "in_the_wild.json").write_text('{"results": {"canvas": {"robust": {"n": 3}}}}')
     assert load_wild(None, checkpoint) == (None, None)  # malformed beside: ignored with a warning
-    with pytest.raises(DigitlabError, match="not the JSON of benchmarks/in_the_wild.py"):
+    with pytest.raises(DigitlabError, match="not the JSON of `digitlab bench wild"):
         load_wild(tmp_path / "in_the_wild.json", checkpoint)  # malformed and asked for: an error
     write_wild(tmp_path / "in_the_wild.json")
     results, source = load_wild(None, checkpoint)
@@ -166,7 +166,7 @@ def test_cli_report_of_a_packed_model_without_a_run_folder(tiny_run, mnist_root,
     record = json.loads(model.with_suffix(".json").read_text())
     assert numbers["training"] == {"curves": False, "record": record}
     page = (report_dir / "report.html").read_text()
-    assert "Training curves are not available" in page and "in_the_wild.py --model" in page
+    assert "Training curves are not available" in page and "digitlab bench wild --model" in page
 
 
 @pytest.mark.parametrize("setup, match", [

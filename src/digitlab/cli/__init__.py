@@ -14,14 +14,14 @@ import sys
 from collections.abc import Sequence
 
 from digitlab import __version__
-from digitlab.cli import data, evaluation, models, reading, serving, studies, training
+from digitlab.cli import benchmarks, data, evaluation, models, reading, serving, studies, training
 from digitlab.cli.args import Command, add_global_args
 from digitlab.errors import DigitlabError
 
 logger = logging.getLogger("digitlab")
 
 DESCRIPTION = "Train, evaluate, serve and explain handwritten-digit recognisers on PyTorch."
-GROUPS = (data, training, evaluation, models, reading, studies, serving)
+GROUPS = (data, training, evaluation, models, reading, studies, serving, benchmarks)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,8 +8,16 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from digitlab.training.config import DEVICES
+from digitlab.weights import is_shipped
+
+CHECKPOINT_HELP = ("a .pt from `digitlab train` or `digitlab pack`, or `default`: the model shipped "
+                   "with digitlab")
+MODEL_HELP = ("a .pt from `digitlab train` or `pack`, or a .onnx or TorchScript file from "
+              "`digitlab export` (the backend follows the file); default: the model shipped with "
+              "digitlab (also `default`)")
 
 
 def positive_int(text: str) -> int:
@@ -31,6 +39,12 @@ def probability(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (got {value})")
     return value
+
+
+def beside_checkpoint(checkpoint: str, folder: str) -> Path:
+    """`folder` next to `checkpoint`; for the shipped model (inside the installed package,
+    perhaps read-only) `folder` in the current directory."""
+    return Path(folder) if is_shipped(checkpoint) else Path(checkpoint).parent / folder
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:

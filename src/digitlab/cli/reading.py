@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from digitlab.cli.args import Command, positive_int, probability, shows_progress
+from digitlab.cli.args import MODEL_HELP, Command, positive_int, probability, shows_progress
 from digitlab.errors import ConfigError, DigitlabError
 
 if TYPE_CHECKING:  # the parser is built without torch: reading modules are imported when run
@@ -39,11 +39,11 @@ find scans -name '*.png' | digitlab classify --from-file - --csv --output result
     p.add_argument("--from-file", metavar="LIST", help="also read the paths listed in LIST, one a "
                    "line ('-': standard input)")
     p.add_argument("-r", "--recursive", action="store_true", help="read folders' sub-folders too")
-    p.add_argument("--model", metavar="CHECKPOINT",
-                   help="a .pt from `digitlab train` (default: the model shipped with digitlab), "
-                        "or with --backend onnxruntime a .onnx from `digitlab export`")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
-                   help="run the model in PyTorch (default) or onnxruntime")
+    p.add_argument("--model", metavar="CHECKPOINT", help=MODEL_HELP)
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "torchscript"),
+                   help="what runs the model (default: what the --model file holds: a checkpoint "
+                        "in PyTorch, an ONNX file in onnxruntime, a TorchScript file in PyTorch's "
+                        "TorchScript runtime)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps", "auto"),
                    help="where PyTorch runs the model (default: cpu; auto: CUDA, else MPS, else CPU)")
     p.add_argument("--top-k", type=positive_int, default=1, help="show the K likeliest classes")
@@ -160,7 +160,7 @@ def worker_count(jobs: int | None, total: int | None) -> int:
     return jobs or default_jobs()
 
 
-def load_predictor(model: str | None, backend: str, device: str = "cpu",
+def load_predictor(model: str | None, backend: str | None, device: str = "cpu",
                    threads: int | None = None) -> Predictor:
     """The model to read with; `threads` for PyTorch and onnxruntime (1 beside busy workers:
     more would wait on each other, as batches of 28×28 are small)."""
@@ -168,11 +168,12 @@ def load_predictor(model: str | None, backend: str, device: str = "cpu",
 
     from digitlab.reading.predictor import Predictor
     from digitlab.training.engine import resolve_device
+    from digitlab.weights import is_shipped
 
     if threads:
         torch.set_num_threads(threads)
-    if backend == "onnxruntime" and not model:
-        raise ConfigError("--backend onnxruntime needs --model MODEL.onnx (from `digitlab export`)")
+    if backend in ("onnxruntime", "torchscript") and is_shipped(model):
+        raise ConfigError(f"--backend {backend} needs --model FILE (from `digitlab export`)")
     if backend == "onnxruntime" and device not in ("cpu", "auto"):
         raise ConfigError(f"--backend onnxruntime runs on the CPU; drop --device {device}")
     return Predictor.load(model, device=str(resolve_device(device)), backend=backend)

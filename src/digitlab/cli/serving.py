@@ -25,7 +25,8 @@ def positive_float(text: str) -> float:
 # (flag, type, metavar, help): one per setting of digitlab.service.settings.ServiceSettings,
 # the flag named after it (tests/service/test_settings.py checks that none is missing).
 FLAGS: tuple[tuple[str, Callable[[str], Any], str | None, str], ...] = (
-    ("--model", str, "CHECKPOINT", "a .pt from `digitlab train` (default: the model shipped with digitlab)"),
+    ("--model", str, "CHECKPOINT", "a .pt from `digitlab train` or `pack` (default: the model "
+                                   "shipped with digitlab, also `default`)"),
     ("--host", str, None, "address to listen on (default 127.0.0.1)"),
     ("--port", positive_int, None, "port (default 8000)"),
     ("--workers", positive_int, "N", "server processes, each with its own model copy (default 1; use "

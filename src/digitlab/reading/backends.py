@@ -106,3 +106,40 @@ class OnnxBackend:
         probabilities = torch.from_numpy(self.session.run(None, {"pixels": x.contiguous().numpy()})[0])
         # the graph's softmax(z / T): nothing to add on the hot path; as trained, undo the T
         return probabilities if calibrated else temper_probabilities(probabilities, 1 / self.temperature)
+
+
+class TorchScriptBackend:
+    """A file from `digitlab export --format torchscript`, run by PyTorch's TorchScript runtime.
+
+    Like the ONNX graph, it holds the normalisation, the temperature and the softmax; its
+    extra files name the classes (and, from exports that wrote them, the data set, the
+    temperature and whether it takes uint8 pixels).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], device: torch.device | str = "cpu") -> None:
+        import warnings
+
+        extra = {"classes.json": "", "digitlab.json": ""}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation
+                self.module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        except Exception as e:  # the runtime raises its own types for bad files
+            raise ConfigError(f"{path} is not a TorchScript model PyTorch can run ({e})") from None
+        if not extra["classes.json"]:
+            raise ConfigError(f"{path} was not exported by `digitlab export` (no class names in it)")
+        meta = json.loads(extra["digitlab.json"] or "{}")
+        self.classes: list[str] = json.loads(extra["classes.json"])
+        self.dataset: str = meta.get("dataset", "mnist")
+        self.temperature = float(meta.get("temperature", 1.0))  # inside the module's softmax
+        self.uint8 = meta.get("input") == "uint8"
+        self.device = torch.device(device)
+
+    @property
+    def checkpoint(self) -> None:
+        return None
+
+    def probabilities(self, pixels: torch.Tensor, calibrated: bool) -> torch.Tensor:
+        x = (pixels * 255).round().to(torch.uint8) if self.uint8 else pixels.to(torch.float32)
+        probabilities = self.module(x.to(self.device)).cpu()
+        return probabilities if calibrated else temper_probabilities(probabilities, 1 / self.temperature)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,7 +16,7 @@ import torch
 from digitlab.data import DATASETS
 from digitlab.errors import CheckpointError, ConfigError
 from digitlab.models.temperature import temper_probabilities
-from digitlab.reading.backends import Backend, OnnxBackend, TorchBackend
+from digitlab.reading.backends import Backend, OnnxBackend, TorchBackend, TorchScriptBackend
 from digitlab.reading.images import ImageInput, to_image
 from digitlab.reading.pipelines import DEFAULT_PIPELINE, preprocess
 from digitlab.reading.preprocess import Prepared
@@ -25,10 +24,12 @@ from digitlab.reading.results import DigitReading, NumberReading
 from digitlab.reading.views import choose_view
 from digitlab.training.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
 from digitlab.training.integrity import check_finite_outputs
+from digitlab.weights import is_shipped, model_format
 
 logger = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.5
+BACKENDS = ("torch", "onnxruntime", "torchscript")
 PREDICT_BATCH = 256  # big batches run slower on CPU (measured: 1000 at 2/3 the images/s of 256)
 
 
@@ -46,23 +47,28 @@ class Predictor:
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu",
              backend: str | None = None) -> Predictor:
-        """Load a checkpoint (the model shipped inside the package when `path` is None) or an
-        exported .onnx file; `backend` ("torch" or "onnxruntime") defaults by the file's suffix."""
+        """Load a checkpoint (the model shipped inside the package when `path` is None,
+        `default` or `shipped`) or a file from `digitlab export`; `backend` ("torch",
+        "onnxruntime" or "torchscript") defaults by what the file holds (its first bytes)."""
         if backend is None:
-            onnx = path is not None and Path(path).suffix.lower() == ".onnx"
-            backend = "onnxruntime" if onnx else "torch"
-        if backend == "onnxruntime":
-            if path is None:
-                raise ConfigError("the onnxruntime backend needs a .onnx file from `digitlab export`")
+            kind = "" if path is None or is_shipped(path) else model_format(path)
+            backend = {"onnx": "onnxruntime", "torchscript": "torchscript"}.get(kind, "torch")
+        if backend in ("onnxruntime", "torchscript"):
+            if is_shipped(path):
+                raise ConfigError(f"the {backend} backend needs a file from `digitlab export`")
+            assert path is not None
+            if backend == "torchscript":
+                return cls(TorchScriptBackend(path, device), str(path))
             return cls(OnnxBackend(path), str(path))
         if backend != "torch":
-            raise ConfigError(f"unknown backend {backend!r}; choose torch or onnxruntime")
+            raise ConfigError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
         return cls.from_checkpoint(path, device)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Predictor:
-        """Load `path`, or the model shipped inside the package when `path` is None."""
-        if path is None:
+        """Load `path`, or the model shipped inside the package when `path` is None (or
+        `default`, or `shipped`)."""
+        if path is None or is_shipped(path):
             if not DEFAULT_MODEL.is_file():
                 raise CheckpointError(
                     "this install has no packaged model; pass --model CHECKPOINT or run `make default-model`"

@@ -21,6 +21,8 @@ from digitlab import __version__
 from digitlab.files import atomic_path, output_dir, write_json, write_text
 from digitlab.reports.calibration import ECE_BINS
 from digitlab.reports.plots import plot_confusion, plot_digits, plot_performance, plot_reliability
+from digitlab.reports.report import WILD_FILE
+from digitlab.weights import is_shipped
 
 if TYPE_CHECKING:
     from digitlab.reports.report import Example, Report
@@ -161,10 +163,13 @@ def _calibration(report: Report, images: dict[str, bytes]) -> str:
 
 def _wild(report: Report) -> str:
     if report.wild is None:
-        return ("<p>No in-the-wild results. Write them beside the checkpoint and run the report "
-                "again:</p><pre><code>python benchmarks/in_the_wild.py --model "
-                f"{escape(str(report.path))} --json {escape(str(report.path.parent / 'in_the_wild.json'))}"
-                "</code></pre>")
+        shipped = is_shipped(report.path)
+        model = "default" if shipped else str(report.path)
+        out = WILD_FILE if shipped else str(report.path.parent / WILD_FILE)
+        return ("<p>No in-the-wild results. Measure them (a few minutes on a CPU; "
+                "<code>--per-condition 50</code> for a quick look) and run the report again:</p>"
+                f"<pre><code>digitlab bench wild --model {escape(model)} --json {escape(out)}\n"
+                f"digitlab report {escape(model)} --wild {escape(out)}</code></pre>")
     rows = []
     for condition, scores in report.wild["results"].items():
         robust, naive, plain = scores.get("robust", {}), scores.get("naive"), scores.get("plain")

@@ -31,6 +31,7 @@ from digitlab.training.config import DataConfig
 from digitlab.training.engine import EvalStats, evaluate, resolve_device
 from digitlab.training.integrity import check_finite_outputs
 from digitlab.training.runs import CONFIG, METRICS, RunRecord, load_run
+from digitlab.weights import model_path
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _is_wild(results: Any) -> bool:
-    """The shape benchmarks/in_the_wild.py --json writes: {results: {condition: {pipeline:
+    """The shape `digitlab bench wild --json` writes: {results: {condition: {pipeline:
     {accuracy, n, ...}}}}."""
     conditions = results.get("results") if isinstance(results, dict) else None
     return isinstance(conditions, dict) and all(
@@ -238,19 +239,19 @@ def _is_wild(results: Any) -> bool:
 
 
 def load_wild(path: Path | None, checkpoint_path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """Results of benchmarks/in_the_wild.py --json: from `path`, else in_the_wild.json beside
+    """Results of `digitlab bench wild --json`: from `path`, else in_the_wild.json beside
     the checkpoint, else none. A bad `path` is an error; a bad file found beside, a warning."""
     explicit = path is not None
     path = path if path is not None else checkpoint_path.parent / WILD_FILE
     if not path.is_file():
         if explicit:
             raise DigitlabError(f"--wild {path} does not exist; write it with "
-                                f"`python benchmarks/in_the_wild.py --json {path}`")
+                                f"`digitlab bench wild --json {path}`")
         return None, None
     try:
         results = _read_json(path)
         if not _is_wild(results):
-            raise DigitlabError(f"{path} is not the JSON of benchmarks/in_the_wild.py --json")
+            raise DigitlabError(f"{path} is not the JSON of `digitlab bench wild --json`")
     except DigitlabError as e:
         if explicit:
             raise
@@ -278,7 +279,7 @@ def build_report(
     gallery_size: int = GALLERY_SIZE, batch_size: int = 1000,
 ) -> Report:
     """Evaluate `path` on the test split, calibrate it on the validation split, gather the rest."""
-    path, torch_device = Path(path), resolve_device(device)
+    path, torch_device = model_path(path), resolve_device(device)
     model, checkpoint, spec = load_evaluated_model(path, torch_device)
     wild_results, wild_source = load_wild(Path(wild) if wild is not None else None, path)
     test_x, test_y = load_split(data.root, train=False, spec=spec, limit=data.test_limit)

@@ -46,7 +46,7 @@ def create_app(settings: ServiceSettings | None = None, predictor: Predictor | N
     async def lifespan(app: FastAPI) -> AsyncIterator[Mapping[str, object]]:
         loaded = predictor
         if loaded is None:
-            loaded = await run_in_threadpool(Predictor.from_checkpoint, settings.model)
+            loaded = await run_in_threadpool(Predictor.load, settings.model)
         app.state.predictor = loaded
         labels = await run_in_threadpool(model_labels, loaded)
         metrics.model.labels(**labels).set(1)
