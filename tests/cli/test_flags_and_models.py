@@ -7,8 +7,8 @@ import shutil
 import pytest
 from PIL import Image, ImageDraw
 
+from digitlab.checkpoints.shipped import DEFAULT_MODEL, model_format
 from digitlab.cli import build_parser, main
-from digitlab.weights import DEFAULT_MODEL, model_format
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +107,6 @@ def test_bench_wild_writes_what_the_report_reads(capsys, mnist_root, tmp_path, m
 def test_pack_default_and_serve_settings_take_the_name(capsys, tmp_path):
     assert main(["pack", "default", "--out", str(tmp_path / "copy.pt")]) == 0
     assert "wrote" in capsys.readouterr().out and (tmp_path / "copy.pt").is_file()
-    from digitlab.reading.predictor import Predictor
+    from digitlab.predicting.predictor import Predictor
 
     assert Predictor.load("shipped").source == str(DEFAULT_MODEL)

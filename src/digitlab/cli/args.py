@@ -10,8 +10,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from digitlab.training.config import DEVICES
-from digitlab.weights import is_shipped
+from digitlab.checkpoints.shipped import is_shipped
+from digitlab.devices import DEVICES
 
 CHECKPOINT_HELP = ("a .pt from `digitlab train` or `digitlab pack`, or `default`: the model shipped "
                    "with digitlab")

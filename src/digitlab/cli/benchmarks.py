@@ -35,7 +35,7 @@ digitlab bench wild --per-condition 0 --real my-digits/ --failures misread/
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from digitlab import data
-    from digitlab.reading.predictor import MIN_CONFIDENCE, Predictor
+    from digitlab.predicting.predictor import MIN_CONFIDENCE, Predictor
     from digitlab.reports import wild
 
     predictor = Predictor.load(args.model)

@@ -11,7 +11,7 @@ import os
 import zipfile
 from pathlib import Path
 
-DEFAULT_MODEL = Path(__file__).with_name("default.pt")
+DEFAULT_MODEL = Path(__file__).parents[1] / "weights" / "default.pt"
 SHIPPED_NAMES = ("default", "shipped")  # what a user may type for the shipped model
 
 
