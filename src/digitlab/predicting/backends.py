@@ -23,6 +23,7 @@ from digitlab.models.temperature import apply_temperature, temper_probabilities
 class Backend(Protocol):
     """The model behind a Predictor."""
 
+    name: str  # "torch", "onnxruntime" or "torchscript": what `--backend` calls it
     classes: list[str]
     dataset: str  # its name in digitlab.data.datasets.DATASETS
     temperature: float  # confidences are softmax(logits / T); 1 unless `pack --calibrate` set it
@@ -35,6 +36,8 @@ class Backend(Protocol):
 
 class TorchBackend:
     """A checkpoint's model in PyTorch, made cheaper to run (batch norm folded, channels-last)."""
+
+    name = "torch"
 
     def __init__(self, model: torch.nn.Module, checkpoint: Checkpoint,
                  device: torch.device | str = "cpu") -> None:
@@ -87,6 +90,8 @@ class OnnxBackend:
     The graph holds the normalisation, the temperature and the softmax (digitlab.export).
     """
 
+    name = "onnxruntime"
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.session = onnx_session(path)
         self.uint8 = "uint8" in self.session.get_inputs()[0].type
@@ -115,6 +120,8 @@ class TorchScriptBackend:
     extra files name the classes (and, from exports that wrote them, the data set, the
     temperature and whether it takes uint8 pixels).
     """
+
+    name = "torchscript"
 
     def __init__(self, path: str | os.PathLike[str], device: torch.device | str = "cpu") -> None:
         import warnings
