@@ -22,6 +22,7 @@ from digitlab.data import DATASETS
 from digitlab.errors import CheckpointError, ConfigError
 from digitlab.models.temperature import temper_probabilities
 from digitlab.predicting.backends import Backend, OnnxBackend, TorchBackend, TorchScriptBackend
+from digitlab.predicting.explain import Explanation, explain
 from digitlab.predicting.results import DigitReading, NumberReading
 from digitlab.reading.canvas import Prepared
 from digitlab.reading.images import ImageInput, to_image, to_images
@@ -190,6 +191,14 @@ class Predictor:
                 steps["views"].update(record)
             chosen[i] = probs[index], group[index]
         return chosen
+
+    def explain(self, image: ImageInput, reading: DigitReading | None = None) -> Explanation | None:
+        """Why `image` reads as it does: an occlusion map of the view the model saw, for its
+        answer (predicting.explain); None when there is no ink. `reading`: `read(image)`'s, if
+        already made. `explanation.overlay(picture)` draws it over the picture."""
+        picture = to_image(image)
+        reading = reading if reading is not None else self.read(picture)
+        return explain(lambda x: self.predict(x, calibrated=False), reading, self.classes, picture.size)
 
     def read_number(self, image: ImageInput, min_confidence: float = MIN_CONFIDENCE, *,
                     top_k: int = 1) -> NumberReading:
