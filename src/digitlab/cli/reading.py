@@ -254,13 +254,18 @@ def write_picture(result: FileReading, predictor: Predictor, folder: Path, index
                   run: Run) -> Path | None:
     """The --show picture of one result; the first that cannot be written is reported once,
     and no more are tried (the results themselves are still written)."""
+    from digitlab.predicting.results import NumberReading
     from digitlab.reports.show import write_show
 
     if result.reading is None or run.show_failed:
         return None
     nothing = "no digit" if predictor.reads_digits else "nothing recognised"
+    reading = result.reading
+    digits = list(reading.digits) if isinstance(reading, NumberReading) else [reading]
+    explained = [predictor.explain(result.image, d) for d in digits] if result.image else []
     try:
-        path = write_show(result, predictor.classes, folder, index, nothing)
+        path = write_show(result, predictor.classes, folder, index, nothing,
+                          [e for e in explained if e is not None])
     except DigitlabError as e:
         run.show_failed = True
         tqdm_write(f"digitlab: error: no pictures: {e}")

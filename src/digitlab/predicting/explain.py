@@ -26,6 +26,7 @@ INK = 0.1  # a view pixel at least this bright (of 1) is ink: where the weights 
 LAYER_SIDE = 280  # px: the longer side of a heat layer sent to the page (its canvas is 280 px)
 FOR, AGAINST = (220, 30, 30), (30, 90, 230)  # RGB of evidence for and against the answer
 MAX_ALPHA = 220  # of 255: the strongest weight still lets the stroke under it show
+FADE = 0.5  # how far a picture is faded towards white under its heat (dark ink stays visible)
 
 Probabilities = Callable[[torch.Tensor], torch.Tensor]  # N×28×28 in [0, 1] → N×C, as trained
 
@@ -86,9 +87,21 @@ class Explanation:
 
     def overlay(self, picture: Image.Image, max_side: int | None = None) -> Image.Image:
         """The picture (RGB) with the heat laid over it."""
-        layer = self.layer(max_side)
-        base = picture.convert("RGBA").resize(layer.size, Image.Resampling.BILINEAR)
-        return Image.alpha_composite(base, layer).convert("RGB")
+        return overlay(picture, [self], max_side)
+
+
+def overlay(picture: Image.Image, explanations: Sequence[Explanation], max_side: int | None = None,
+            fade: float = FADE) -> Image.Image:
+    """`picture` (RGB, at most `max_side` px a side), faded towards white so colours show on dark
+    ink, with each explanation's heat laid over it (a number's digits: one each)."""
+    width, height = picture.size
+    shrink = min(1.0, max_side / max(width, height)) if max_side else 1.0
+    size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+    base = picture.convert("RGB").resize(size, Image.Resampling.BILINEAR)
+    out = Image.blend(base, Image.new("RGB", size, "white"), fade).convert("RGBA")
+    for explanation in explanations:
+        out = Image.alpha_composite(out, explanation.layer(max(size)).resize(size))
+    return out.convert("RGB")
 
 
 def explain(probabilities: Probabilities, reading: DigitReading, classes: Sequence[str],
