@@ -1,6 +1,7 @@
 """The drawing page in a real browser (Debian's chromium, driven by Playwright) on a live server.
 
-Screenshots go to $DIGITLAB_ARTIFACTS or <repo>/artifacts/ (git-ignored).
+Screenshots go to $DIGITLAB_ARTIFACTS or <repo>/artifacts/ (git-ignored, but for the two the README
+shows: page-explanation.png here, report-mistakes-explained.png from tests/reports).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ weights colour the strokes: red for, blue against.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -111,10 +112,18 @@ def explain(probabilities: Probabilities, reading: DigitReading, classes: Sequen
     if reading.probabilities is None:
         return None
     target = reading.digit if reading.digit is not None else int(np.argmax(reading.probabilities))
-    weights = occlusion_map(probabilities, reading.pixels, target).numpy().astype(np.float32)
-    pixels = reading.pixels.detach().cpu().float().numpy()
-    return Explanation(target, classes[target], weights, pixels, _ink_box(pixels),
-                       _picture_box(reading, size), (int(size[0]), int(size[1])))
+    view = explain_view(probabilities, reading.pixels, target, classes)
+    return dataclasses.replace(view, picture_box=_picture_box(reading, size),
+                               size=(int(size[0]), int(size[1])))
+
+
+def explain_view(probabilities: Probabilities, pixels: torch.Tensor, target: int,
+                 classes: Sequence[str]) -> Explanation:
+    """Class `target` explained on a 28×28 view that is its own picture (an MNIST digit)."""
+    weights = occlusion_map(probabilities, pixels, target).numpy().astype(np.float32)
+    view = pixels.detach().cpu().float().numpy()
+    return Explanation(target, classes[target], weights, view, _ink_box(view),
+                       (0, 0, CANVAS, CANVAS), (CANVAS, CANVAS))
 
 
 def _ink_box(view: np.ndarray) -> tuple[int, int, int, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ from digitlab.data.loader import TensorLoader
 from digitlab.devices import resolve_device
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.models.temperature import apply_temperature, fit_temperature
+from digitlab.predicting.explain import Explanation, explain_view
+from digitlab.predicting.predictor import Predictor
 from digitlab.reports import calibration
 from digitlab.reports.evaluation import EvaluationReport, load_evaluated_model
 from digitlab.reports.metrics import most_confused
@@ -91,6 +93,8 @@ class Report:
     training_record: dict[str, Any] | None  # `<checkpoint>.json` written by `digitlab pack`
     wild: dict[str, Any] | None
     wild_source: str | None
+    # per mistake shown (by test index): why the model read what it did (predicting.explain)
+    why: dict[int, Explanation] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -293,6 +297,7 @@ def build_report(
     run = find_run(path, checkpoint)
     classes = list(checkpoint.classes)
     mistakes, total = find_mistakes(test_logp, test_y, classes, gallery_size)
+    why = explain_mistakes(Predictor.from_model(model, checkpoint, torch_device), test_x, mistakes)
     return Report(
         checkpoint=checkpoint,
         evaluation=EvaluationReport(checkpoint=str(path), stats=stats, classes=classes),
@@ -301,5 +306,18 @@ def build_report(
         mistakes=mistakes, mistakes_total=total,
         pairs=find_confused_pairs(stats.confusion, test_logp, test_y, classes),
         test_images=test_x, run=run, training_record=read_training_record(path),
-        wild=wild_results, wild_source=wild_source,
+        wild=wild_results, wild_source=wild_source, why=why,
     )
+
+
+def explain_mistakes(predictor: Predictor, images: torch.Tensor,
+                     mistakes: list[Example]) -> dict[int, Explanation]:
+    """For each mistake, the occlusion map of the class it was misread as: which strokes
+    made the model say it."""
+    classes = predictor.classes
+
+    def probabilities(x: torch.Tensor) -> torch.Tensor:
+        return predictor.predict(x, calibrated=False)
+
+    return {m.index: explain_view(probabilities, images[m.index].float() / 255,
+                                  classes.index(m.predicted), classes) for m in mistakes}
