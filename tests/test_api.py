@@ -196,3 +196,12 @@ def test_only_the_service_imports_the_web_server_packages():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             offenders += [f"{path.relative_to(SRC)}: {n}" for n in names if n.split(".")[0] in WEB]
     assert not offenders
+
+
+def test_load_uses_one_torch_thread_unless_told():
+    code = ("import torch, digitlab; torch.set_num_threads(2); digitlab.load(); a = torch.get_num_threads(); "
+            "digitlab.load(threads=None); b = torch.get_num_threads(); digitlab.load(threads=2); "
+            "print(a, b, torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)}).stdout.split()
+    assert out == ["1", "1", "2"]

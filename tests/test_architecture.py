@@ -11,6 +11,11 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
+MAX_READING_FUNCTION_LINES = 40  # reading/ is where most future work happens: keep it readable
+# Inside reading/'s functions a number is either one of these or a named parameter
+# (reading/parameters.py). images.py decodes files (channel counts, byte sizes): of its
+# functions only to_grayscale is a stage.
+PLAIN_NUMBERS = {0, 1, 2, 0.5, 255}
 
 # The packages (and top-level modules) of digitlab, lowest first: each may import only those on
 # earlier lines, never a later one nor another on its own line. `digitlab` itself (the public
@@ -149,3 +154,31 @@ def test_modules_and_functions_are_small(name):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
             assert length <= MAX_FUNCTION_LINES, f"{path}:{node.lineno} {node.name}() has {length} lines"
+
+
+def reading_functions() -> list[tuple[Path, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    found = []
+    for path in sorted((SRC / "digitlab" / "reading").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found.append((path, node))
+    return found
+
+
+def test_reading_functions_are_short():
+    long = [f"{path.name}:{node.lineno} {node.name}() has {node.end_lineno - node.lineno + 1} lines"
+            for path, node in reading_functions()
+            if node.end_lineno - node.lineno + 1 > MAX_READING_FUNCTION_LINES]  # type: ignore[operator]
+    assert not long, "\n".join(long)
+
+
+def test_reading_stages_name_their_numbers():
+    inline = []
+    for path, node in reading_functions():
+        if path.name == "images.py" and node.name != "to_grayscale":
+            continue
+        for value in ast.walk(node):
+            if (isinstance(value, ast.Constant) and type(value.value) in (int, float)
+                    and value.value not in PLAIN_NUMBERS):
+                inline.append(f"{path.relative_to(SRC)}:{value.lineno} {value.value!r}")
+    assert not inline, "name these in reading/parameters.py:\n" + "\n".join(inline)

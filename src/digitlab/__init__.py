@@ -37,7 +37,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 __all__ = ["__version__", "load", "read", "read_digits", "train"]
 
 
-def load(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Predictor:
+def load(path: str | os.PathLike[str] | None = None, device: str = "cpu", *,
+         threads: int | None = 1) -> Predictor:
     """A model ready to read images (a `digitlab.predicting.predictor.Predictor`).
 
     `path`: a checkpoint from `digitlab train` or `digitlab pack`, an ONNX or TorchScript file
@@ -45,9 +46,18 @@ def load(path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Pre
     shipped with digitlab. Then `model.read(image)` → DigitReading, `model.read_digits(images)`
     → one per image in one batch, `model.read_number(image)` → NumberReading,
     `model.predict(pixels)` → N×C probabilities of N×28×28 (or N×1×28×28) pixels.
+
+    `threads`: torch's CPU threads for this process (`torch.set_num_threads`), 1 by default as
+    the CLI and the service use: one picture is a batch of a few 28×28 views, which more
+    threads only slow down on a busy machine (a median of 20-96 ms a read with torch's default
+    on 2 busy cores, 3.2-3.5 ms with one). None leaves torch's setting as it is.
     """
+    import torch
+
     from digitlab.predicting.predictor import Predictor
 
+    if threads is not None:
+        torch.set_num_threads(threads)
     return Predictor.load(path, device)
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from digitlab.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICES = ("auto", "cpu", "cuda", "mps")  # what --device accepts
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto` picks CUDA, then MPS, then CPU; an explicit name must be available."""
+    import torch  # here, not above: the CLI imports DEVICES for --help, which needs no torch
+
     cuda, mps = torch.cuda.is_available(), torch.backends.mps.is_available()
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")

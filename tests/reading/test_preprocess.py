@@ -124,7 +124,11 @@ def test_the_quick_first_look_gives_what_the_full_look_gives(kind, monkeypatch):
     image = digit_image(kind, size=280, stroke=18)  # a typical canvas drawing
     quick = preprocess(image)
     assert quick.steps["work_scale"] < 1  # it was read from the small copy
-    monkeypatch.setattr("digitlab.reading.robust.centring.QUICK_SIZE", 10_000)  # no quick look
+    from dataclasses import replace
+
+    from digitlab.reading.robust import centring
+
+    monkeypatch.setattr(centring, "CENTRING", replace(centring.CENTRING, quick_size=10_000))  # no quick look
     full = preprocess(image)
     assert full.steps["work_scale"] == 1
     assert similarity(quick.pixels, full.pixels) > 0.97

@@ -11,8 +11,9 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from digitlab.reading.parameters import INK
 from digitlab.reading.pipelines import preprocess
-from digitlab.reading.robust.find_ink import WORK_SIZE, ink_map
+from digitlab.reading.robust.find_ink import ink_map
 from digitlab.reading.segment import DigitCrop, find_digits, segment_number
 from tests.drawing import digit_image, draw_digit, similarity
 
@@ -113,7 +114,7 @@ def test_middling_specks_far_from_the_digits_are_dropped(text):
 
 def test_boxes_are_in_original_pixels_for_large_images():
     image, boxes = render_number([(kind, 100) for kind in "2024"], scale=5.0)
-    assert max(image.size) > WORK_SIZE  # analysed at a reduced working size
+    assert max(image.size) > INK.work_size  # analysed at a reduced working size
     check(find_digits(image), boxes)
 
 

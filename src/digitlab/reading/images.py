@@ -22,6 +22,7 @@ import torch
 from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from digitlab.errors import ImageNotFound, ImageTooLarge, UnreadableImage, UnsupportedImage
+from digitlab.reading.measures import is_light
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,9 @@ MAX_PIXELS = 40_000_000  # refuse larger images before decoding them (decompress
 # decoder: cheaper than decoding it whole) to no less than this. Preprocessing looks at images
 # at 768 px at most, so nothing it sees changes; a 48 MP phone photo then costs ~4 MB, not 190.
 JPEG_DRAFT_SIDE = 2048
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B: what PIL's convert("L") uses
+ALPHA = 3  # the index of RGBA's alpha band
+MIN_BITS = 8  # a high-bit-depth picture's full scale is at least 8-bit's
 
 ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO  # what load_image decodes
 ImageInput = ImageSource | Image.Image | np.ndarray | torch.Tensor  # what the Predictor reads
@@ -218,13 +222,13 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
         if mode == "F" and top <= 1:
             return np.clip(values, 0, 1)
         # Full scale is the smallest bit depth (8, 10, 12, ... 16) that holds the brightest value.
-        return np.clip(values / (2.0 ** max(8, math.ceil(math.log2(top + 1))) - 1), 0, 1)
+        return np.clip(values / (2.0 ** max(MIN_BITS, math.ceil(math.log2(top + 1))) - 1), 0, 1)
     if mode in ("RGBA", "LA", "La", "RGBa"):
         rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255.0
-        luma, alpha = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32), rgba[..., 3]
+        luma, alpha = rgba[..., :ALPHA] @ np.array(LUMA, np.float32), rgba[..., ALPHA]
         weight = float(alpha.sum())
         # A drawing app's transparent canvas: put dark strokes on white, light ones on black.
-        dark = weight == 0 or float((luma * alpha).sum()) / weight < 0.5
+        dark = weight == 0 or not is_light(float((luma * alpha).sum()) / weight)
         return luma * alpha + (1.0 if dark else 0.0) * (1.0 - alpha)
     gray = image.convert("L") if mode in ("L", "1", "RGB", "P") else image.convert("RGB").convert("L")
     return np.asarray(gray, dtype=np.float32) / 255.0

@@ -13,44 +13,37 @@ import numpy as np
 import torch
 from PIL import Image
 
-from digitlab.reading.canvas import CANVAS, Prepared
+from digitlab.reading.canvas import CANVAS, Prepared, empty_view
 from digitlab.reading.images import to_grayscale
-
-BORDER = 0.04  # the outer 4% of each side is taken as background
-MIN_CONTRAST = 0.06  # an object differs from the background by at least this much somewhere
-TRIM_LEVEL = 0.1  # share of the object's contrast above which a pixel is object, for trimming
+from digitlab.reading.measures import border_median, crop, ink_box, ink_is_dark
+from digitlab.reading.parameters import PLAIN
 
 
 def background_level(gray: np.ndarray) -> float:
     """Median of the image's border: the backdrop a product photo is taken against."""
-    h, w = gray.shape
-    band = max(1, round(BORDER * min(h, w)))
-    border = np.concatenate([gray[:band].ravel(), gray[-band:].ravel(),
-                             gray[:, :band].ravel(), gray[:, -band:].ravel()])
-    return float(np.median(border))
+    return border_median(gray, PLAIN.product_border)
 
 
 def preprocess_product(image: Image.Image) -> Prepared:
     """Object bright on black, trimmed, longest edge 28 px, centred in 28×28."""
     gray = to_grayscale(image)
     level = background_level(gray)
-    dark_background = level < 0.5
+    dark_background = not ink_is_dark(gray, level)  # a light object on a dark backdrop
     # Measured from the backdrop, so a grey studio backdrop goes black as Zalando's white did.
     object_map = np.clip(gray - level, 0, 1) if dark_background else np.clip(level - gray, 0, 1)
     contrast = float(object_map.max(initial=0.0))
     steps: dict[str, Any] = {
-        "pipeline": "product", "size": list(image.size), "background": round(level, 3),
+        "pipeline": "product", "size": list(image.size), "background": round(level, PLAIN.backdrop_decimals),
         "inverted": not dark_background, "object_box": None,
     }
-    if contrast < MIN_CONTRAST:
+    if contrast < PLAIN.min_object_contrast:
         steps["reason"] = "nothing stands out from the background"
-        return Prepared(torch.zeros(CANVAS, CANVAS), steps, has_ink=False)
-    rows = np.flatnonzero((object_map > TRIM_LEVEL * contrast).any(axis=1))
-    cols = np.flatnonzero((object_map > TRIM_LEVEL * contrast).any(axis=0))
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    steps["object_box"] = [x0, y0, x1, y1]
-    crop = object_map[y0:y1, x0:x1] / contrast  # stretched: the object's brightest part is white
-    return Prepared(torch.from_numpy(_fit(crop)), steps)
+        return empty_view(steps)
+    box = ink_box(object_map, level=PLAIN.trim * contrast)
+    assert box is not None  # the brightest pixel is above a share of itself
+    steps["object_box"] = box
+    stretched = crop(object_map, box) / contrast  # the object's brightest part is white
+    return Prepared(torch.from_numpy(_fit(stretched)), steps)
 
 
 def _fit(crop: np.ndarray) -> np.ndarray:

@@ -13,20 +13,13 @@ Either is kept when nothing else is left, as a lone stroke (a 1 cropped tight) m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy import ndimage
 
-from digitlab.reading.measures import EIGHT
-
-TOUCH = 0.01  # within this share of the longer side (and at least 2 px) of the border
-MIN_LENGTH = 0.3  # an edge spans at least this share of the picture's longer side
-MAX_THICKNESS = 0.12  # its area / length is at most this share of its length
-MAX_BEND = 0.1  # the spread (std) across its main axis over its length
-LONGER_THAN_REST = 1.3  # its length over the longer side of the other ink's box
-THICKER_THAN_REST = 3.0  # shade: its deepest point over the other ink's (95th percentile)
-CRUMB, FAR = 0.1, 0.3  # a crumb of shade: under this share of the other ink's area, and farther
-# from the other ink's box than this share of its longer side
-FAINTER = 0.8  # shade: its typical strength over the other ink's
+from digitlab.reading.measures import EIGHT, box_side, ink_box
+from digitlab.reading.parameters import CLEANING
 
 
 def find_border_lines(mask: np.ndarray, strength: np.ndarray | None = None) -> tuple[np.ndarray, int]:
@@ -35,7 +28,7 @@ def find_border_lines(mask: np.ndarray, strength: np.ndarray | None = None) -> t
     `strength` (the ink map `mask` was thresholded from) lets faint shade be told from strokes.
     """
     h, w = mask.shape
-    band = max(2, round(TOUCH * max(h, w)))
+    band = max(2, round(CLEANING.touch * max(h, w)))
     if not (mask[:band].any() or mask[-band:].any() or mask[:, :band].any() or mask[:, -band:].any()):
         return np.zeros_like(mask), 0  # the usual case: nothing reaches the frame
     labels, count = ndimage.label(mask, structure=EIGHT)
@@ -44,7 +37,13 @@ def find_border_lines(mask: np.ndarray, strength: np.ndarray | None = None) -> t
                 if rows.start < band or rows.stop > h - band or cols.start < band or cols.stop > w - band]
     if not touching or count == 1:
         return np.zeros_like(mask), 0  # nothing else: what touches the frame may be the digit
-    depth = ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1]
+    made: list[np.ndarray] = []
+
+    def depth() -> np.ndarray:  # the distance transform, made once and only if a test needs it
+        if not made:
+            made.append(ndimage.distance_transform_edt(np.pad(mask, 1))[1:-1, 1:-1])
+        return made[0]
+
     others = mask & ~np.isin(labels, touching)
     found = []
     for index in touching:
@@ -62,37 +61,43 @@ def find_border_lines(mask: np.ndarray, strength: np.ndarray | None = None) -> t
 
 
 def _not_a_stroke(component: np.ndarray, where: tuple[slice, slice], rest: np.ndarray,
-                  depth: np.ndarray, strength: np.ndarray | None) -> bool:
+                  depth: Callable[[], np.ndarray], strength: np.ndarray | None) -> bool:
     """Whether a component reaching the frame is an edge or shade rather than part of the digit
-    that `rest` is (see module)."""
-    rows, cols = np.flatnonzero(rest.any(axis=1)), np.flatnonzero(rest.any(axis=0))
-    extent = max(rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1)
-    if _is_line(component, max(component.shape)) and _length(component) >= LONGER_THAN_REST * extent:
+    that `rest` is (see module). Any one test decides: the cheap ones go first, the one that
+    needs the distance transform (`depth()`, made on first use) last."""
+    box = ink_box(rest, level=0)
+    assert box is not None  # the caller has other ink
+    x0, y0, x1, y1 = box
+    extent = box_side(box)
+    if _is_line(component, max(component.shape)) and _length(component) >= CLEANING.longer_than_rest * extent:
         return True  # an edge
-    if float(depth[component].max()) >= THICKER_THAN_REST * max(float(np.percentile(depth[rest], 95)), 1.0):
-        return True  # shade
     row, col = where
-    gap = max(cols[0] - col.stop, col.start - cols[-1] - 1, rows[0] - row.stop, row.start - rows[-1] - 1)
-    if component.sum() < CRUMB * rest.sum() and gap > FAR * extent:
+    gap = max(x0 - col.stop, col.start - x1, y0 - row.stop, row.start - y1)
+    if component.sum() < CLEANING.crumb * rest.sum() and gap > CLEANING.far * extent:
         return True  # a crumb of shade in a corner, far from the digit
-    return strength is not None and _fainter(component, rest, strength)
+    if strength is not None and _fainter(component, rest, strength):
+        return True  # shade, fainter than the pen
+    rest_depth = max(float(np.percentile(depth()[rest], CLEANING.rest_depth_percentile)), 1)
+    return float(depth()[component].max()) >= CLEANING.thicker_than_rest * rest_depth  # thick shade
 
 
 def _fainter(component: np.ndarray, rest: np.ndarray, strength: np.ndarray) -> bool:
     """Shade: clearly fainter than the pen, whose ink is about equally dark along a digit."""
-    return float(np.median(strength[component])) < FAINTER * float(np.median(strength[rest]))
+    return float(np.median(strength[component])) < CLEANING.fainter * float(np.median(strength[rest]))
 
 
 def _is_line(component: np.ndarray, size: int) -> bool:
+    """Whether a component is a thin, nearly straight line at least a share of `size` long."""
     ys, xs = np.nonzero(component)
-    if len(ys) < 3:
+    if len(ys) < CLEANING.min_line_pixels:
         return False
     length, across = _spreads(ys, xs)
-    return (length >= MIN_LENGTH * size and len(ys) / length <= MAX_THICKNESS * length
-            and across <= MAX_BEND * length)
+    return (length >= CLEANING.min_length * size and len(ys) / length <= CLEANING.max_thickness * length
+            and across <= CLEANING.max_bend * length)
 
 
 def _length(component: np.ndarray) -> float:
+    """A component's extent along its main axis, in px."""
     ys, xs = np.nonzero(component)
     return _spreads(ys, xs)[0]
 
@@ -103,4 +108,4 @@ def _spreads(ys: np.ndarray, xs: np.ndarray) -> tuple[float, float]:
     points -= points.mean(axis=0)
     _, vectors = np.linalg.eigh(points.T @ points)
     along, across = points @ vectors[:, 1], points @ vectors[:, 0]
-    return float(along.max() - along.min()) + 1.0, float(across.std())
+    return float(along.max() - along.min()) + 1, float(across.std())

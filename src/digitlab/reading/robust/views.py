@@ -11,22 +11,18 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
 from digitlab.reading.canvas import Prepared
 from digitlab.reading.images import to_grayscale
+from digitlab.reading.parameters import DECIMALS, INK, VIEWS
 from digitlab.reading.plain import plain_ink, preprocess_plain
-from digitlab.reading.robust.centring import as_mnist, robust_view
-from digitlab.reading.robust.find_ink import MIN_CONTRAST, why_no_ink
+from digitlab.reading.robust.centring import as_mnist, full_gray, robust_view
+from digitlab.reading.robust.find_ink import why_no_ink
 
-# Cues that the lighting correction may have misread the picture (see preprocess_robust):
-UNEVEN = 0.02  # the paper's level varies by more than this
-STEP = 0.04  # ... and jumps by more than this between neighbouring pixels of its small copy
-SMALL_SOURCE = 128  # a picture no longer than this has little paper to measure
-FILLS, TOUCH_MARGIN = 0.8, 0.02  # ink spanning this share of the frame, or this near two sides
 TOUCHES_TWO = "the ink touches two sides of the frame"
-EATEN = 4  # plain finds this many times robust's least contrast where robust found none
 
 
 def preprocess_robust(image: Image.Image, lighting: str | None = None) -> Prepared:
@@ -47,38 +43,56 @@ def preprocess_robust(image: Image.Image, lighting: str | None = None) -> Prepar
 
     `lighting` forces one view ("opening", "steps" or "plane") and no alternatives.
     """
-    only = robust_view(image, lighting) if lighting is not None else as_mnist(image)
+    gray = full_gray(image)  # converted once for every view
+    only = robust_view(image, lighting, gray) if lighting is not None else as_mnist(image, gray)
     if only is not None:
         return only
-    view = robust_view(image, "opening")
-    even = view.steps.get("paper_range", 0.0) < UNEVEN
+    view = robust_view(image, "opening", gray)
+    even = view.steps.get("paper_range", 0.0) < VIEWS.uneven
     # A small picture is a cue only when its light looks uneven or no ink was found: MNIST-like
     # 28×28 digits on an even ground are read as they are, at full speed.
     cue = _fills_frame(view.steps, image.size, small=not (even and view.has_ink))
     if even and view.has_ink and cue is None:
         return view  # nothing to doubt: most pictures
-    if view.steps.get("paper_step", 0.0) >= STEP:
-        view = robust_view(image, "steps")
-        view.steps["why"] = "steps in the paper's level (a shadow's or a sheet's edge)"
-        cue = _fills_frame(view.steps, image.size, small=True)
-        cue = None if cue == TOUCHES_TWO else cue  # see above: a digit in a shadowed corner
-    if not view.has_ink:
-        # Robust found nothing; a soft digit that fills its frame may still be there for the
-        # plain recipe, if what it finds passes robust's tests for strokes (a 1 cropped tight
-        # covers most of its picture: that alone does not rule it out).
-        plain, info = plain_ink(to_grayscale(image))
-        reason = why_no_ink(plain > 0, info["contrast"]) if info["has_ink"] else "no ink"
-        if reason not in (None, "ink covers most of the image"):
-            return view
-        if view.steps.get("reason") == "contrast too low" and info["contrast"] >= EATEN * MIN_CONTRAST:
-            cue = cue or "the lighting correction took the ink for paper"
-        if cue is None:
-            return view
-    elif cue is None:
-        return view
+    if view.steps.get("paper_step", 0.0) >= VIEWS.step:
+        view, cue = _follow_steps(image, gray)
+    if not view.has_ink or cue is not None:
+        gray = to_grayscale(image) if gray is None else gray  # the plain recipe reads it whole
+        cue = _why_ask_plain(gray, view, cue)
+    return view if cue is None else _with_plain_views(image, gray, view, cue)
 
+
+def _follow_steps(image: Image.Image, gray: np.ndarray | None) -> tuple[Prepared, str | None]:
+    """The view that follows steps in the paper's level, and why plain views may be needed."""
+    view = robust_view(image, "steps", gray)
+    view.steps["why"] = "steps in the paper's level (a shadow's or a sheet's edge)"
+    cue = _fills_frame(view.steps, image.size, small=True)
+    return view, None if cue == TOUCHES_TWO else cue  # a digit in a shadowed corner: see above
+
+
+def _why_ask_plain(gray: np.ndarray, view: Prepared, cue: str | None) -> str | None:
+    """Why the plain recipe should be asked too, or None.
+
+    Where robust found nothing, a soft digit that fills its frame may still be there for the
+    plain recipe, if what it finds passes robust's tests for strokes (a 1 cropped tight covers
+    most of its picture: that alone does not rule it out).
+    """
+    if view.has_ink:
+        return cue
+    plain, info = plain_ink(gray)
+    reason = why_no_ink(plain > 0, info["contrast"]) if info["has_ink"] else "no ink"
+    if reason not in (None, "ink covers most of the image"):
+        return None
+    if view.steps.get("reason") == "contrast too low" and info["contrast"] >= VIEWS.eaten * INK.min_contrast:
+        cue = cue or "the lighting correction took the ink for paper"
+    return cue
+
+
+def _with_plain_views(image: Image.Image, gray: np.ndarray | None, view: Prepared, cue: str) -> Prepared:
+    """`view` with the plain views as alternatives (or as the main view, where robust found
+    no ink), and `steps["views"]` saying which and why."""
     for name, level_light in (("plain", False), ("plain-levelled", True)):
-        other = preprocess_plain(image, level_light)
+        other = preprocess_plain(image, level_light, gray)
         if other.has_ink:
             view.alternatives[name] = other.pixels
     main = view.steps["lighting"]
@@ -94,20 +108,21 @@ def preprocess_robust(image: Image.Image, lighting: str | None = None) -> Prepar
 def _fills_frame(steps: dict[str, Any], size: tuple[int, int], small: bool) -> str | None:
     """Why a digit's picture leaves no paper around it to measure the light by, or None.
 
-    With `small`, a picture no longer than SMALL_SOURCE is reason enough.
+    With `small`, a picture no longer than VIEWS.small_source is reason enough.
     """
     w, h = size
-    if small and max(w, h) <= SMALL_SOURCE:
+    if small and max(w, h) <= VIEWS.small_source:
         return f"a small picture ({w}×{h})"
     if steps.get("reason") == "ink covers most of the image":
         return "the ink fills the frame"
     box = steps.get("ink_box")
     if box is None:
         return None
-    if max((box[2] - box[0]) / w, (box[3] - box[1]) / h) >= FILLS:
+    x0, y0, x1, y1 = box
+    if max((x1 - x0) / w, (y1 - y0) / h) >= VIEWS.fills:
         return "the ink fills the frame"
-    margin = TOUCH_MARGIN * max(w, h)
-    touching = (box[0] <= margin, box[1] <= margin, box[2] >= w - margin, box[3] >= h - margin)
+    margin = VIEWS.touch_margin * max(w, h)
+    touching = (x0 <= margin, y0 <= margin, x1 >= w - margin, y1 >= h - margin)
     return TOUCHES_TWO if sum(touching) >= 2 else None
 
 
@@ -125,6 +140,6 @@ def choose_view(names: list[str], probabilities: torch.Tensor) -> tuple[int, dic
     else:
         index = max(range(len(names)), key=lambda i: confidence[i])
         why = "the views disagree: the surest one"
-    record = {"chosen": names[index], "because": why,
-              "answers": {n: [a, round(c, 4)] for n, a, c in zip(names, answers, confidence, strict=True)}}
+    said = {n: [a, round(c, DECIMALS)] for n, a, c in zip(names, answers, confidence, strict=True)}
+    record = {"chosen": names[index], "because": why, "answers": said}
     return index, record
