@@ -86,6 +86,22 @@ def test_explain_true_adds_a_heat_map_the_pictures_shape(client):
     assert blank["no_digit"] and blank["explanation"] is None
 
 
+def test_a_numbers_explanation_covers_each_digit(client):
+    body = client.post("/api/v1/predict/number?explain=true", content=png(number_image("274")),
+                       headers=RAW).json()
+    assert len(body["digits"]) == 3  # whatever the test model reads them as
+    heat = decode_data_url(body["explanation"])
+    width, height = body["size"]
+    assert heat.mode == "RGBA" and max(heat.size) == 280 and heat.width / heat.height == pytest.approx(
+        width / height, rel=0.02)
+    alpha, scale = heat.getchannel("A"), heat.width / width
+    for digit in body["digits"]:  # some heat inside every digit's box
+        x0, y0, x1, y1 = (round(v * scale) for v in digit["box"])
+        assert alpha.crop((x0, y0, x1, y1)).getextrema()[1] > 100
+    assert client.post("/api/v1/predict/number", content=png(number_image("274")),
+                       headers=RAW).json()["explanation"] is None
+
+
 def test_multipart_and_raw_bodies_give_the_same_answer(client):
     raw = client.post("/api/v1/predict", content=SEVEN, headers=RAW).json()
     form = client.post("/api/v1/predict", files={"file": ("seven.png", SEVEN, "image/png")}).json()

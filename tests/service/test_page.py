@@ -156,6 +156,11 @@ def test_why_overlays_the_strokes_that_decided_the_answer(page):
     assert counts["seen"] > 500 and counts["red"] > counts["seen"] / 2 and counts["corner"] == 0
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.locator(".layout > section").first.screenshot(path=str(ARTIFACTS / "page-explanation.png"))
+    page.get_by_role("button", name="A number").click()  # numbers are explained too, digit by digit
+    draw(page, [[(0.12, 0.25), (0.17, 0.15), (0.17, 0.85)], [(0.35, 0.2), (0.5, 0.2), (0.4, 0.85)]])
+    assert len(settled_answer(page)) == 2
+    page.wait_for_selector("#why:not([hidden])", timeout=20_000)
+    assert page.evaluate("() => document.getElementById('why').naturalWidth") == 280  # 700×280 → 280×112
     page.get_by_label("Why?").uncheck()
     settled_answer(page)
     page.wait_for_selector("#why[hidden]", state="attached", timeout=20_000)

@@ -278,7 +278,7 @@ def write_picture(result: FileReading, predictor: Predictor, folder: Path, index
 def report(run: Run, args: argparse.Namespace) -> None:
     """Where the pictures are, and how fast it went (on stderr: stdout holds the results)."""
     if run.pictures:
-        print(f"pictures in {args.show}/", file=sys.stderr)
+        print(f"pictures in {args.show.rstrip('/')}/", file=sys.stderr)
     seconds = time.perf_counter() - run.start
     skipped = f"; {run.skipped} already in {args.resume} skipped" if run.skipped else ""
     if run.written > 1 or run.skipped:

@@ -91,6 +91,15 @@ class Explanation:
         return overlay(picture, [self], max_side)
 
 
+def combined_layer(explanations: Sequence[Explanation], max_side: int | None = LAYER_SIDE) -> Image.Image:
+    """One RGBA layer with every explanation's heat (a number's digits, each in its box)."""
+    layers = [e.layer(max_side) for e in explanations]
+    out = layers[0]
+    for layer in layers[1:]:
+        out = Image.alpha_composite(out, layer)
+    return out
+
+
 def overlay(picture: Image.Image, explanations: Sequence[Explanation], max_side: int | None = None,
             fade: float = FADE) -> Image.Image:
     """`picture` (RGB, at most `max_side` px a side), faded towards white so colours show on dark

@@ -21,6 +21,7 @@ from PIL import Image
 
 from digitlab import __version__
 from digitlab.errors import DigitlabError, ModelOutputNotFinite
+from digitlab.predicting.explain import combined_layer
 from digitlab.predicting.predictor import Predictor
 from digitlab.reading.images import header_pixels
 from digitlab.service.deps import JobsDep, PredictorDep, SettingsDep
@@ -65,11 +66,14 @@ def read_digit(predictor: Predictor, image: Image.Image, settings: ServiceSettin
 
 
 def read_number(predictor: Predictor, image: Image.Image, settings: ServiceSettings,
-                top_k: int) -> dict[str, Any]:
+                top_k: int, explain: bool = False) -> dict[str, Any]:
     reading = predictor.read_number(image, settings.min_confidence, top_k=top_k)
     result = reading.to_dict()
     for described, digit in zip(result["digits"], reading.digits, strict=True):
         described["input_png"] = png_data_url(digit.pixels)
+    if explain:
+        explained = [e for d in reading.digits if (e := predictor.explain(image, d)) is not None]
+        result["explanation"] = image_data_url(combined_layer(explained)) if explained else None
     return result
 
 
@@ -176,9 +180,10 @@ async def predict(request: Request, predictor: PredictorDep, settings: SettingsD
 @router.post("/predict/number", response_model=NumberPrediction, responses=ERRORS,
              openapi_extra=UPLOAD_BODY)
 async def predict_number(request: Request, predictor: PredictorDep, settings: SettingsDep,
-                         jobs: JobsDep, top_k: TopK = 3) -> dict[str, Any]:
+                         jobs: JobsDep, top_k: TopK = 3, explain: Explain = False) -> dict[str, Any]:
     """Read a number: the digits of an image left to right, each with its box."""
-    return await read_image(request, jobs, "predict_number", read_number, predictor, settings, top_k)
+    work = functools.partial(read_number, explain=True) if explain else read_number
+    return await read_image(request, jobs, "predict_number", work, predictor, settings, top_k)
 
 
 @router.get("/model", response_model=ModelInfo)

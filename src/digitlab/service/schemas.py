@@ -58,7 +58,8 @@ NumberDigit = model_of(DigitReading, "NumberDigit", "One digit of a number.",
                        exclude=("preprocess",), required=("box",), input_png=INPUT_PNG)
 NumberPrediction = model_of(NumberReading, "NumberPrediction",
                             "The answer for an image of a number: its digits left to right.",
-                            types_={"digits": list[NumberDigit]})  # type: ignore[valid-type]
+                            types_={"digits": list[NumberDigit]},  # type: ignore[valid-type]
+                            explanation=EXPLANATION)
 
 
 class ModelInfo(BaseModel):

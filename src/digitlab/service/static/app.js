@@ -183,8 +183,8 @@ async function predict() {
   }
   state.inFlight = true;
   const mode = state.mode;
-  const explain = mode === "digit" && $("explain").checked ? "&explain=true" : "";
-  const url = mode === "number" ? "/api/v1/predict/number?top_k=3" : `/api/v1/predict?top_k=3${explain}`;
+  const explain = $("explain").checked ? "&explain=true" : "";
+  const url = `${mode === "number" ? "/api/v1/predict/number" : "/api/v1/predict"}?top_k=3${explain}`;
   let request;
   let fit = { scale: 1, x: 0, y: 0 }; // answer's pixels → logical canvas pixels
   if (state.background && !state.strokes.length) {
@@ -273,7 +273,7 @@ function show(data) {
 // file where it is drawn (contained and centred: data.fit).
 function showWhy(data) {
   const why = $("why");
-  const size = data && data.preprocess && data.preprocess.size;
+  const size = data && (data.size || (data.preprocess && data.preprocess.size)); // [w, h] of the picture
   if (!data || !data.explanation || !size || !$("explain").checked) {
     why.hidden = true;
     why.removeAttribute("src");
@@ -290,7 +290,7 @@ function showWhy(data) {
 }
 
 function showNumber(data) {
-  showWhy(null);
+  showWhy(data.digits.length ? data : null);
   const digits = data.digits;
   if (!digits.length) {
     setAnswer("no digit", "none", "No digits found.");
