@@ -51,17 +51,20 @@ def seven() -> Image.Image:
     return digit_image("7", size=280)
 
 
-def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
+def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys, mnist_root):
+    from digitlab.cli import main
+
     monkeypatch.chdir(tmp_path)
-    digit_image("7", size=280).save("seven.png")
-    number_image("274").save("number.png")
+    assert main(["data", "samples", "--out", "samples", "--data-dir", str(mnist_root)]) == 0
+    capsys.readouterr()
     exec(compile(readme_example(), "README.md (Python API)", "exec"), {})
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("7 ") and lines[0].endswith("%")
-    assert lines[1].startswith("7 7 ") and lines[1].endswith(" False")
-    assert lines[2].startswith("274 [('2', (")
-    assert lines[3] == "tensor([7])"
-    assert lines[4].startswith("{'digit': 7, 'label': '7', 'confidence': ")
+    assert lines[0] == "Predictor(model='bncnn', dataset='mnist', T=0.418)"
+    assert lines[1].startswith("DigitReading(digit=3, confidence=") and " 3 Candidate(digit=3" in lines[1]
+    assert lines[2] == "[7, 2, 1, 0, 4, 1, 4, 9] [7, 2, 1, 0, 4, 1, 4, 9]"
+    assert lines[3] == "tensor([7, 2, 1, 0, 4, 1, 4, 9])"
+    assert lines[4].startswith("NumberReading(number='271', confidence=") and lines[4].endswith("digits=3)")
+    assert lines[5] == "7" and (tmp_path / "why-3.png").is_file()
 
 
 def test_readings_are_typed(model, seven):

@@ -19,6 +19,11 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy as np
+    import torch
+
     from digitlab.predicting.predictor import Predictor
     from digitlab.predicting.results import DigitReading
     from digitlab.reading.images import ImageInput
@@ -29,17 +34,18 @@ try:
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__", "load", "read", "train"]
+__all__ = ["__version__", "load", "read", "read_digits", "train"]
 
 
 def load(path: str | os.PathLike[str] | None = None, device: str = "cpu", *,
          threads: int | None = 1) -> Predictor:
     """A model ready to read images (a `digitlab.predicting.predictor.Predictor`).
 
-    `path`: a checkpoint from `digitlab train` or `digitlab pack`, an `.onnx` file from
-    `digitlab export` (run by onnxruntime), or None for the model shipped with digitlab.
-    Then `model.read(image)` → DigitReading, `model.read_number(image)` → NumberReading,
-    `model.predict(pixels)` → N×C probabilities of N×28×28 floats in [0, 1].
+    `path`: a checkpoint from `digitlab train` or `digitlab pack`, an ONNX or TorchScript file
+    from `digitlab export` (recognised by its bytes), or None (or "default") for the model
+    shipped with digitlab. Then `model.read(image)` → DigitReading, `model.read_digits(images)`
+    → one per image in one batch, `model.read_number(image)` → NumberReading,
+    `model.predict(pixels)` → N×C probabilities of N×28×28 (or N×1×28×28) pixels.
 
     `threads`: torch's CPU threads for this process (`torch.set_num_threads`), 1 by default as
     the CLI and the service use: one picture is a batch of a few 28×28 views, which more
@@ -60,17 +66,26 @@ def _shipped_model() -> Predictor:
     return load()
 
 
-def read(image: ImageInput, model: Predictor | str | os.PathLike[str] | None = None) -> DigitReading:
-    """The digit in `image` (a path, bytes, a PIL image or a numpy array: H×W grey or H×W×3/4,
-    uint8 or float in [0, 1]), read by `model`: a loaded model, a path for `load`, or None for
-    the shipped model (loaded once, then kept)."""
+def _model(model: Predictor | str | os.PathLike[str] | None) -> Predictor:
     from digitlab.predicting.predictor import Predictor
 
     if model is None:
-        model = _shipped_model()
-    elif not isinstance(model, Predictor):
-        model = load(model)
-    return model.read(image)
+        return _shipped_model()
+    return model if isinstance(model, Predictor) else load(model)
+
+
+def read(image: ImageInput, model: Predictor | str | os.PathLike[str] | None = None) -> DigitReading:
+    """The digit in `image` (a path, bytes, a PIL image, or a numpy array or torch tensor of
+    pixels: H×W or 1×H×W, uint8 or floats in [0, 1]), read by `model`: a loaded model, a path
+    for `load`, or None for the shipped model (loaded once, then kept)."""
+    return _model(model).read(image)
+
+
+def read_digits(images: Sequence[ImageInput] | torch.Tensor | np.ndarray,
+                model: Predictor | str | os.PathLike[str] | None = None) -> list[DigitReading]:
+    """One DigitReading per image, classified as one batch (many times faster than `read` in
+    a loop): a list of anything `read` takes, or an N×H×W or N×1×H×W tensor or array."""
+    return _model(model).read_digits(images)
 
 
 def train(recipe: str = "fast", out: str | os.PathLike[str] | None = None, **options: Any) -> RunRecord:

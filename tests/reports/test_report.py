@@ -112,7 +112,7 @@ def test_wild_results_explicit_or_found_beside_the_checkpoint(tmp_path):
     assert load_wild(None, checkpoint) == (None, None)
     (tmp_path / "in_the_wild.json").write_text('{"results": {"canvas": {"robust": {"n": 3}}}}')
     assert load_wild(None, checkpoint) == (None, None)  # malformed beside: ignored with a warning
-    with pytest.raises(DigitlabError, match="not the JSON of benchmarks/in_the_wild.py"):
+    with pytest.raises(DigitlabError, match="not the JSON of `digitlab bench wild"):
         load_wild(tmp_path / "in_the_wild.json", checkpoint)  # malformed and asked for: an error
     write_wild(tmp_path / "in_the_wild.json")
     results, source = load_wild(None, checkpoint)
@@ -150,6 +150,7 @@ def test_report_files_and_numbers(report_dir, tiny_run, mnist_root):
     page = (report_dir / "report.html").read_text()
     assert "http://" not in page and "https://" not in page and "<script" not in page
     assert "75.00%" in page and "Training curves are not available" not in page
+    assert page.count('<img class="why"') == len(shown) > 0  # each mistake shown is explained
 
 
 def test_cli_report_of_a_packed_model_without_a_run_folder(tiny_run, mnist_root, tmp_path, capsys):
@@ -166,7 +167,7 @@ def test_cli_report_of_a_packed_model_without_a_run_folder(tiny_run, mnist_root,
     record = json.loads(model.with_suffix(".json").read_text())
     assert numbers["training"] == {"curves": False, "record": record}
     page = (report_dir / "report.html").read_text()
-    assert "Training curves are not available" in page and "in_the_wild.py --model" in page
+    assert "Training curves are not available" in page and "digitlab bench wild --model" in page
 
 
 @pytest.mark.parametrize("setup, match", [
@@ -205,11 +206,13 @@ def test_report_opens_offline_in_chromium(report_dir):
             reliability: document.getElementById('reliability').naturalWidth,
             curves: document.getElementById('curves').naturalWidth,
             gallery: [...document.querySelectorAll('img.mistake')].map(i => i.naturalWidth),
+            why: [...document.querySelectorAll('img.why')].map(i => i.naturalWidth),
             pairs: [...document.querySelectorAll('img.pair')].map(i => i.naturalWidth),
         })""")
         browser.close()
     assert widths["confusion"] > 0 and widths["reliability"] > 0 and widths["curves"] > 0
     assert widths["gallery"] and all(w == 84 for w in widths["gallery"] + widths["pairs"])
+    assert len(widths["why"]) == len(widths["gallery"]) and all(w == 84 for w in widths["why"])
     network = [u for u in requests if not u.startswith(("file:", "data:"))]
     assert not network, network
 
@@ -255,3 +258,29 @@ def test_pack_calibrate_stores_the_temperature_and_a_repack_keeps_the_record(
     assert copied["file"] == "copy.pt" and copied["calibration"] == fit
     assert copied["recipe"] == record["recipe"] and copied["train_seconds"] == record["train_seconds"] > 0
     assert load_checkpoint(again).temperature == load_checkpoint(packed).temperature
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no browser: {CHROMIUM} is missing "
+                    "(apt-get install chromium)")
+def test_the_shipped_models_mistakes_with_their_explanations(mnist_root, tmp_path, capsys):
+    """`report default`: each misread digit beside what made the model say it (a screenshot
+    of the gallery goes to artifacts/)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.service.test_page import ARTIFACTS
+
+    assert main(["report", "default", "--test-limit", "3000", "--data-dir", str(mnist_root),
+                 "--device", "cpu", "--out", str(tmp_path / "report")]) == 0
+    capsys.readouterr()
+    page_path = tmp_path / "report" / "report.html"
+    assert page_path.read_text().count('<img class="why"') >= 5
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--headless"])
+        page = browser.new_page(viewport={"width": 1000, "height": 900})
+        page.goto(page_path.as_uri(), wait_until="load")
+        top = page.locator("h2#misread-test-digits").bounding_box()
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "report-mistakes-explained.png"),
+                        clip={"x": 0, "y": top["y"] - 10, "width": 1000, "height": 470}, full_page=True)
+        browser.close()

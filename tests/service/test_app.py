@@ -68,6 +68,40 @@ def test_a_png_digit_gets_ten_probabilities_and_the_image_the_model_saw(client):
     assert 0 < float(timing["work"]) <= float(timing["total"]) == pytest.approx(total, abs=0.01)
 
 
+def test_explain_true_adds_a_heat_map_the_pictures_shape(client):
+    plain = client.post("/api/v1/predict", content=SEVEN, headers=RAW).json()
+    assert plain["explanation"] is None  # only when asked: it costs 169 more images
+    body = client.post("/api/v1/predict?explain=true", content=SEVEN, headers=RAW).json()
+    assert body["digit"] == plain["digit"] and body["probabilities"] == plain["probabilities"]
+    heat = decode_data_url(body["explanation"])
+    assert heat.mode == "RGBA" and heat.size == (280, 280)  # SEVEN is 280×280
+    alpha = heat.getchannel("A")
+    x0, y0, x1, y1 = body["preprocess"]["ink_box"]
+    assert alpha.getbbox() is not None and alpha.crop((x0, y0, x1, y1)).getextrema()[1] > 100
+    outside = alpha.copy()
+    outside.paste(0, (x0, y0, x1, y1))
+    assert outside.getextrema()[1] == 0  # drawn on the digit only
+    blank = client.post("/api/v1/predict?explain=true", content=png(Image.new("L", (50, 50), 255)),
+                        headers=RAW).json()
+    assert blank["no_digit"] and blank["explanation"] is None
+
+
+def test_a_numbers_explanation_covers_each_digit(client):
+    body = client.post("/api/v1/predict/number?explain=true", content=png(number_image("274")),
+                       headers=RAW).json()
+    assert len(body["digits"]) == 3  # whatever the test model reads them as
+    heat = decode_data_url(body["explanation"])
+    width, height = body["size"]
+    assert heat.mode == "RGBA" and max(heat.size) == 280 and heat.width / heat.height == pytest.approx(
+        width / height, rel=0.02)
+    alpha, scale = heat.getchannel("A"), heat.width / width
+    for digit in body["digits"]:  # some heat inside every digit's box
+        x0, y0, x1, y1 = (round(v * scale) for v in digit["box"])
+        assert alpha.crop((x0, y0, x1, y1)).getextrema()[1] > 100
+    assert client.post("/api/v1/predict/number", content=png(number_image("274")),
+                       headers=RAW).json()["explanation"] is None
+
+
 def test_multipart_and_raw_bodies_give_the_same_answer(client):
     raw = client.post("/api/v1/predict", content=SEVEN, headers=RAW).json()
     form = client.post("/api/v1/predict", files={"file": ("seven.png", SEVEN, "image/png")}).json()

@@ -47,6 +47,23 @@ def test_metrics_count_requests_by_route_and_status_and_describe_the_model():
     assert re.fullmatch(r"[0-9a-f]{64}", model["sha256"])
 
 
+def test_static_files_have_their_own_route_label():
+    with TestClient(create_app(ServiceSettings(), untrained_predictor())) as client:
+        assert client.get("/static/app.js").status_code == 200
+        assert client.get("/static/style.css").status_code == 200
+        assert client.head("/static/app.js").status_code == 200
+        assert client.get("/static/no-such-file.js").status_code == 404
+        client.get("/no/such/page")
+        found = samples(client.get("/metrics").text)
+    requests = "digitlab_http_requests_total"
+    assert value(found, requests, route="/static", method="GET", status="200") == 2
+    assert value(found, requests, route="/static", method="HEAD", status="200") == 1
+    assert value(found, requests, route="/static", status="404") == 1  # one label, not one per file
+    assert value(found, requests, route="unmatched") == 1
+    labels = {dict(ls).get("route") for (n, ls) in found if n == requests}
+    assert not any(label and label.startswith("/static/") for label in labels)
+
+
 def test_the_model_digest_is_the_one_written_in_its_checkpoint():
     import torch
 

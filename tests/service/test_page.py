@@ -1,6 +1,7 @@
 """The drawing page in a real browser (Debian's chromium, driven by Playwright) on a live server.
 
-Screenshots go to $DIGITLAB_ARTIFACTS or <repo>/artifacts/ (git-ignored).
+Screenshots go to $DIGITLAB_ARTIFACTS or <repo>/artifacts/ (git-ignored, but for the two the README
+shows: page-explanation.png here, report-mistakes-explained.png from tests/reports).
 """
 
 from __future__ import annotations
@@ -125,6 +126,44 @@ def test_drawing_a_digit_shows_the_answer_bars_and_what_the_model_saw(page):
     assert abs(x0 - 0.28 * 280) < 15 and abs(x1 - 0.72 * 280) < 15
     assert abs(y0 - 0.22 * 280) < 15 and abs(y1 - 0.82 * 280) < 15
     save_screenshot(page, "page-after-drawing.png")
+
+
+def test_why_overlays_the_strokes_that_decided_the_answer(page):
+    draw(page, SEVEN)
+    assert settled_answer(page) == "7"
+    assert page.locator("#why").is_hidden()  # off until asked for
+    page.get_by_label("Why?").check()
+    page.wait_for_selector("#why:not([hidden])", timeout=20_000)
+    assert settled_answer(page) == "7"
+    why = page.locator("#why")
+    assert why.get_attribute("src").startswith("data:image/png;base64,")
+    page.wait_for_function("() => document.getElementById('why').complete")
+    assert page.evaluate("() => document.getElementById('why').naturalWidth") == 280
+    # it lies over the drawing, and it is coloured where the 7 was drawn (and clear elsewhere)
+    pad, layer = page.locator("#canvas").bounding_box(), why.bounding_box()
+    assert abs(layer["x"] - pad["x"]) < 2 and abs(layer["width"] - pad["width"]) < 2
+    counts = page.evaluate("""() => {
+        const img = document.getElementById('why');
+        const c = document.createElement('canvas'); c.width = 280; c.height = 280;
+        const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+        const d = g.getImageData(0, 0, 280, 280).data;
+        let red = 0, seen = 0, corner = 0;
+        for (let i = 0; i < d.length; i += 4) {
+            const x = (i / 4) % 280, y = Math.floor(i / 4 / 280);
+            if (d[i + 3] > 40) { seen++; if (d[i] > d[i + 2]) red++; if (x < 40 && y > 240) corner++; }
+        }
+        return { red, seen, corner }; }""")
+    assert counts["seen"] > 500 and counts["red"] > counts["seen"] / 2 and counts["corner"] == 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator(".layout > section").first.screenshot(path=str(ARTIFACTS / "page-explanation.png"))
+    page.get_by_role("button", name="A number").click()  # numbers are explained too, digit by digit
+    draw(page, [[(0.12, 0.25), (0.17, 0.15), (0.17, 0.85)], [(0.35, 0.2), (0.5, 0.2), (0.4, 0.85)]])
+    assert len(settled_answer(page)) == 2
+    page.wait_for_selector("#why:not([hidden])", timeout=20_000)
+    assert page.evaluate("() => document.getElementById('why').naturalWidth") == 280  # 700×280 → 280×112
+    page.get_by_label("Why?").uncheck()
+    settled_answer(page)
+    page.wait_for_selector("#why[hidden]", state="attached", timeout=20_000)
 
 
 def test_undo_and_clear_with_buttons_and_keys(page):

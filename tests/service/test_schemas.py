@@ -14,13 +14,15 @@ def json_fields(cls: type) -> dict[str, str]:
 def test_schemas_have_every_json_field_of_the_readings_with_its_description():
     digit = json_fields(DigitReading)
     assert "pixels" not in digit
-    for model, left_out in ((Prediction, {"box"}), (NumberDigit, {"preprocess"})):
+    for model, left_out, added in ((Prediction, {"box"}, {"input_png", "explanation"}),
+                                   (NumberDigit, {"preprocess"}, {"input_png"})):
         fields = model.model_fields
-        assert set(fields) == set(digit) - left_out | {"input_png"}
+        assert set(fields) == set(digit) - left_out | added
         assert all(fields[name].description == text for name, text in digit.items() if name in fields)
-    assert set(NumberPrediction.model_fields) == set(json_fields(NumberReading))
+    assert set(NumberPrediction.model_fields) == set(json_fields(NumberReading)) | {"explanation"}
     assert NumberPrediction.model_fields["size"].description == json_fields(NumberReading)["size"]
     # what every answer has, the schema requires
     assert Prediction.model_fields["preprocess"].is_required()
     assert NumberDigit.model_fields["box"].is_required()
     assert not Prediction.model_fields["reason"].is_required()
+    assert not Prediction.model_fields["explanation"].is_required()  # only with ?explain=true

@@ -1,3 +1,5 @@
+import logging
+
 import torch
 
 from digitlab.data.loader import TensorLoader
@@ -50,3 +52,14 @@ def test_evaluate_counts_a_confusion_matrix():
 def test_resolve_device():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+
+
+def test_no_bar_off_a_terminal_but_debug_lines(capfd, caplog):
+    caplog.set_level(logging.DEBUG, logger="digitlab")
+    model = create_model("mlp")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    train_one_epoch(model, fake_loader(), optimizer, progress=True, log_interval=4, description="e1")
+    assert "\r" not in capfd.readouterr().err  # stderr is not a terminal under pytest
+    lines = [r.getMessage() for r in caplog.records if r.name == "digitlab.training.engine"]
+    assert [line.split(",")[0] for line in lines] == ["e1: batch 1/8", "e1: batch 5/8"]
+    assert "loss" in lines[1] and lines[1].endswith("images/s")

@@ -25,6 +25,7 @@ from digitlab.checkpoints.integrity import (
     shape_problem,
     weights_digest,
 )
+from digitlab.checkpoints.shipped import DEFAULT_MODEL, model_format, model_path
 from digitlab.data import MNIST, MNIST_MEAN, MNIST_STD
 from digitlab.errors import CheckpointError, DigitlabError
 from digitlab.files import atomic_path
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 FORMAT = "digitlab-checkpoint"
 FORMAT_VERSION = 1
 DIGEST = "weights_sha256"  # the payload key of checkpoints.integrity.weights_digest (optional)
-DEFAULT_MODEL = Path(__file__).parents[1] / "weights" / "default.pt"
+EXPORTED = {"onnx": "ONNX", "torchscript": "TorchScript"}  # model_format's names, for messages
 
 
 @dataclass
@@ -104,8 +105,9 @@ def _recognise_state_dict(state: dict[str, Any]) -> str | None:
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Load a digitlab checkpoint, or a tutorial-style plain state_dict (`mnist_cnn.pt`)."""
-    path = Path(path)
+    """Load a digitlab checkpoint, or a tutorial-style plain state_dict (`mnist_cnn.pt`);
+    `default` (or `shipped`) is the model shipped with digitlab."""
+    path = model_path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; train one with `digitlab train`")
     try:
@@ -114,6 +116,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "weights_only" in str(e) or "Weights only" in str(e):
             reason = "it holds Python objects, not just tensors and plain values"
+        kind = model_format(path)
+        if kind != "checkpoint":
+            raise CheckpointError(
+                f"{path} is an export ({EXPORTED[kind]}), not a checkpoint: classify, serve and "
+                "digitlab.load() run it; evaluate, report, pack and export need the .pt it came from"
+            ) from None
         raise CheckpointError(
             f"{path} is not a loadable PyTorch checkpoint ({reason[:120]}); "
             "pass a .pt file written by `digitlab train` or the tutorial's --save-model"

@@ -14,14 +14,14 @@ import sys
 from collections.abc import Sequence
 
 from digitlab import __version__
-from digitlab.cli import data, evaluation, models, reading, serving, studies, training
-from digitlab.cli.args import Command
+from digitlab.cli import benchmarks, data, evaluation, models, reading, serving, studies, training
+from digitlab.cli.args import Command, add_global_args
 from digitlab.errors import DigitlabError
 
 logger = logging.getLogger("digitlab")
 
 DESCRIPTION = "Train, evaluate, serve and explain handwritten-digit recognisers on PyTorch."
-GROUPS = (data, training, evaluation, models, reading, studies, serving)
+GROUPS = (data, training, evaluation, models, reading, studies, serving, benchmarks)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,8 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="`digitlab COMMAND --help` shows a command's flags and examples.",
     )
     parser.add_argument("--version", action="version", version=f"digitlab {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="only warnings and errors, no progress bars")
+    add_global_args(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     command = Command(sub)
     for group in GROUPS:
@@ -47,6 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(message)s" if not rank else f"[rank {rank}] %(message)s",
         stream=sys.stderr, force=True,
     )
+    # -v: digitlab's own debug lines, not every library's
+    logger.setLevel(logging.DEBUG if args.verbose and not args.quiet else logging.NOTSET)
     try:
         return int(args.handler(args))
     except DigitlabError as e:

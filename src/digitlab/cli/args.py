@@ -8,8 +8,16 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Callable
+from pathlib import Path
 
+from digitlab.checkpoints.shipped import is_shipped
 from digitlab.devices import DEVICES
+
+CHECKPOINT_HELP = ("a .pt from `digitlab train` or `digitlab pack`, or `default`: the model shipped "
+                   "with digitlab")
+MODEL_HELP = ("a .pt from `digitlab train` or `pack`, or a .onnx or TorchScript file from "
+              "`digitlab export` (the backend follows the file); default: the model shipped with "
+              "digitlab (also `default`)")
 
 
 def positive_int(text: str) -> int:
@@ -31,6 +39,12 @@ def probability(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1 (got {value})")
     return value
+
+
+def beside_checkpoint(checkpoint: str, folder: str) -> Path:
+    """`folder` next to `checkpoint`; for the shipped model (inside the installed package,
+    perhaps read-only) `folder` in the current directory."""
+    return Path(folder) if is_shipped(checkpoint) else Path(checkpoint).parent / folder
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -70,11 +84,26 @@ def shows_progress(args: argparse.Namespace) -> bool:
     return not (args.quiet or getattr(args, "no_progress", False)) and os.environ.get("RANK", "0") == "0"
 
 
+def add_global_args(parser: argparse.ArgumentParser, *, after_command: bool = False) -> None:
+    """-q and -v, accepted before the subcommand and after it (`digitlab classify -q x.png`).
+
+    After the subcommand their default is SUPPRESS, so that a flag given before it is not reset
+    by the subcommand's parser.
+    """
+    default: dict = {"default": argparse.SUPPRESS} if after_command else {}
+    parser.add_argument("-q", "--quiet", action="store_true", **default,
+                        help="only warnings and errors, no progress bars")
+    parser.add_argument("-v", "--verbose", action="store_true", **default,
+                        help="debug messages too (e.g. the loss every --log-interval batches)")
+
+
 class Command:
     """Adds one subcommand: a one-line purpose, examples shown by --help, and its handler."""
 
     def __init__(self, sub: argparse._SubParsersAction) -> None:
         self.sub = sub
+        self.common = argparse.ArgumentParser(add_help=False)
+        add_global_args(self.common, after_command=True)
 
     def __call__(
         self, name: str, handler: Callable[[argparse.Namespace], int], purpose: str, examples: str = ""
@@ -82,6 +111,7 @@ class Command:
         lines = examples.strip().splitlines()
         epilog = "examples:\n" + "\n".join(f"  {line}" for line in lines) if lines else None
         p = self.sub.add_parser(name, help=purpose, description=purpose, epilog=epilog,
+                                parents=[self.common],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(handler=handler)
         return p

@@ -5,16 +5,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from digitlab.cli.args import Command, add_data_args, add_device_args, add_limit_args, device_of
+from digitlab.cli.args import (
+    CHECKPOINT_HELP,
+    Command,
+    add_data_args,
+    add_device_args,
+    add_limit_args,
+    beside_checkpoint,
+    device_of,
+)
 
 
 def register(command: Command) -> None:
     p = command("evaluate", cmd_evaluate, "test a checkpoint: accuracy, per class, confusion matrix", """
 digitlab evaluate runs/fast/best.pt                    # writes runs/fast/evaluation/
 digitlab evaluate mnist_cnn.pt --test-limit 1000       # the tutorial's own saved weights
+digitlab evaluate default                              # the model shipped with digitlab
 """)
-    p.add_argument("checkpoint", help="a .pt file")
-    p.add_argument("--out", metavar="DIR", help="where to write (default: beside the checkpoint)")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    p.add_argument("--out", metavar="DIR", help="where to write (default: evaluation/ beside the "
+                   "checkpoint; for the shipped model, in the current folder)")
     add_limit_args(p, train=False)
     add_data_args(p)
     add_device_args(p)
@@ -23,9 +33,10 @@ digitlab evaluate mnist_cnn.pt --test-limit 1000       # the tutorial's own save
                 "confusions, misread digits, calibration, training curves", """
 digitlab report runs/fast/best.pt                      # writes runs/fast/report/report.html
 """)
-    p.add_argument("checkpoint", help="a .pt file")
-    p.add_argument("--out", metavar="DIR", help="where to write (default: <checkpoint folder>/report)")
-    p.add_argument("--wild", metavar="FILE", help="results of benchmarks/in_the_wild.py --json "
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
+    p.add_argument("--out", metavar="DIR", help="where to write (default: <checkpoint folder>/report; "
+                   "for the shipped model, report/ in the current folder)")
+    p.add_argument("--wild", metavar="FILE", help="results of `digitlab bench wild --json` "
                    "(default: in_the_wild.json beside the checkpoint, if there)")
     add_limit_args(p, train=False)
     add_data_args(p)
@@ -46,7 +57,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     data_cfg = DataConfig(root=resolve_root(args.data_dir), test_limit=args.test_limit)
     report = evaluate_checkpoint(args.checkpoint, data_cfg, device=device_of(args))
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent / "evaluation"
+    out = Path(args.out) if args.out else beside_checkpoint(args.checkpoint, "evaluation")
     json_path, png_path = write_evaluation(report, out)
     print(f"test loss {report.stats.loss:.4f}, accuracy {100 * report.stats.accuracy:.2f}% "
           f"({report.stats.correct}/{report.stats.total})")
@@ -64,7 +75,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     data_cfg = DataConfig(root=resolve_root(args.data_dir), test_limit=args.test_limit)
     report = build_report(args.checkpoint, data_cfg, device=device_of(args), wild=args.wild)
-    page = write_html_report(report, Path(args.out) if args.out else Path(args.checkpoint).parent / "report")
+    out = Path(args.out) if args.out else beside_checkpoint(args.checkpoint, "report")
+    page = write_html_report(report, out)
     stats, cal = report.evaluation.stats, report.calibration
     print(f"test accuracy {100 * stats.accuracy:.2f}% ({stats.correct}/{stats.total}), loss "
           f"{stats.loss:.4f}; calibration error (ECE) {100 * cal.test.ece:.2f}%, "

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from digitlab.cli.args import Command, add_data_args, add_device_args, device_of, positive_int
+from digitlab.cli.args import (
+    CHECKPOINT_HELP,
+    Command,
+    add_data_args,
+    add_device_args,
+    device_of,
+    positive_int,
+)
 from digitlab.errors import ConfigError
 
 
@@ -13,7 +20,7 @@ def register(command: Command) -> None:
                 "training record (and a fitted temperature)", """
 digitlab pack runs/robust/last.pt --out model.pt --calibrate
 """)
-    p.add_argument("checkpoint", help="a .pt from `digitlab train`")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--out", required=True, metavar="PT", help="where to write the slim .pt")
     p.add_argument("--calibrate", action="store_true",
                    help="fit a temperature on the validation split (the last 5,000 training "
@@ -26,7 +33,7 @@ digitlab pack runs/robust/last.pt --out model.pt --calibrate
 digitlab export model.pt --format onnx --out model.onnx
 digitlab export model.pt --format torchscript --out model.ts --input uint8
 """)
-    p.add_argument("checkpoint", help="a .pt from `digitlab train` or `digitlab pack`")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
     p.add_argument("--out", required=True, metavar="FILE", help="where to write (.onnx or .pt)")
     p.add_argument("--input", default="float", choices=("float", "uint8"),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from digitlab.cli.args import Command, positive_int, probability, shows_progress
+from digitlab.cli.args import MODEL_HELP, Command, positive_int, probability, shows_progress
 from digitlab.errors import ConfigError, DigitlabError
 
 if TYPE_CHECKING:  # the parser is built without torch: reading modules are imported when run
@@ -39,11 +39,11 @@ find scans -name '*.png' | digitlab classify --from-file - --csv --output result
     p.add_argument("--from-file", metavar="LIST", help="also read the paths listed in LIST, one a "
                    "line ('-': standard input)")
     p.add_argument("-r", "--recursive", action="store_true", help="read folders' sub-folders too")
-    p.add_argument("--model", metavar="CHECKPOINT",
-                   help="a .pt from `digitlab train` (default: the model shipped with digitlab), "
-                        "or with --backend onnxruntime a .onnx from `digitlab export`")
-    p.add_argument("--backend", default="torch", choices=("torch", "onnxruntime"),
-                   help="run the model in PyTorch (default) or onnxruntime")
+    p.add_argument("--model", metavar="CHECKPOINT", help=MODEL_HELP)
+    p.add_argument("--backend", choices=("torch", "onnxruntime", "torchscript"),
+                   help="what runs the model (default: what the --model file holds: a checkpoint "
+                        "in PyTorch, an ONNX file in onnxruntime, a TorchScript file in PyTorch's "
+                        "TorchScript runtime)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda", "mps", "auto"),
                    help="where PyTorch runs the model (default: cpu; auto: CUDA, else MPS, else CPU)")
     p.add_argument("--top-k", type=positive_int, default=1, help="show the K likeliest classes")
@@ -169,20 +169,21 @@ def worker_count(jobs: int | None, total: int | None) -> int:
     return jobs or default_jobs()
 
 
-def load_predictor(model: str | None, backend: str, device: str = "cpu",
+def load_predictor(model: str | None, backend: str | None, device: str = "cpu",
                    threads: int | None = None) -> Predictor:
     """The model to read with; `threads` for PyTorch and onnxruntime (1 for classify, beside
     busy workers or not: more wait on each other, as batches of 28×28 are small; on 2 busy
     cores, `classify --jobs 1` on 736 form cells took 12.8 s with torch's default, 7.4-9.9 s with 1)."""
     import torch
 
+    from digitlab.checkpoints.shipped import is_shipped
     from digitlab.devices import resolve_device
     from digitlab.predicting.predictor import Predictor
 
     if threads:
         torch.set_num_threads(threads)
-    if backend == "onnxruntime" and not model:
-        raise ConfigError("--backend onnxruntime needs --model MODEL.onnx (from `digitlab export`)")
+    if backend in ("onnxruntime", "torchscript") and is_shipped(model):
+        raise ConfigError(f"--backend {backend} needs --model FILE (from `digitlab export`)")
     if backend == "onnxruntime" and device not in ("cpu", "auto"):
         raise ConfigError(f"--backend onnxruntime runs on the CPU; drop --device {device}")
     return Predictor.load(model, device=str(resolve_device(device)), backend=backend)
@@ -263,13 +264,18 @@ def write_picture(result: FileReading, predictor: Predictor, folder: Path, index
                   run: Run) -> Path | None:
     """The --show picture of one result; the first that cannot be written is reported once,
     and no more are tried (the results themselves are still written)."""
+    from digitlab.predicting.results import NumberReading
     from digitlab.reports.show import write_show
 
     if result.reading is None or run.show_failed:
         return None
     nothing = "no digit" if predictor.reads_digits else "nothing recognised"
+    reading = result.reading
+    digits = list(reading.digits) if isinstance(reading, NumberReading) else [reading]
+    explained = [predictor.explain(result.image, d) for d in digits] if result.image else []
     try:
-        path = write_show(result, predictor.classes, folder, index, nothing)
+        path = write_show(result, predictor.classes, folder, index, nothing,
+                          [e for e in explained if e is not None])
     except DigitlabError as e:
         run.show_failed = True
         tqdm_write(f"digitlab: error: no pictures: {e}")
@@ -281,7 +287,7 @@ def write_picture(result: FileReading, predictor: Predictor, folder: Path, index
 def report(run: Run, args: argparse.Namespace) -> None:
     """Where the pictures are, and how fast it went (on stderr: stdout holds the results)."""
     if run.pictures:
-        print(f"pictures in {args.show}/", file=sys.stderr)
+        print(f"pictures in {args.show.rstrip('/')}/", file=sys.stderr)
     seconds = time.perf_counter() - run.start
     skipped = f"; {run.skipped} already in {args.resume} skipped" if run.skipped else ""
     if run.written > 1 or run.skipped:

@@ -25,7 +25,8 @@ def positive_float(text: str) -> float:
 # (flag, type, metavar, help): one per setting of digitlab.service.settings.ServiceSettings,
 # the flag named after it (tests/service/test_settings.py checks that none is missing).
 FLAGS: tuple[tuple[str, Callable[[str], Any], str | None, str], ...] = (
-    ("--model", str, "CHECKPOINT", "a .pt from `digitlab train` (default: the model shipped with digitlab)"),
+    ("--model", str, "CHECKPOINT", "a .pt from `digitlab train` or `pack` (default: the model "
+                                   "shipped with digitlab, also `default`)"),
     ("--line-model", str, "CHECKPOINT", "the line reader numbers are read with (default: the shipped "
      "one; `digitlab train --recipe numbers` makes one)"),
     ("--host", str, None, "address to listen on (default 127.0.0.1)"),

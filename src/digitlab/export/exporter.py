@@ -10,11 +10,13 @@ MAX_DIFFERENCE. The file appears only once that check has passed (temp file, the
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,33 @@ def _batches(pixels: torch.Tensor) -> list[torch.Tensor]:
     return list(pixels.split(PREDICT_BATCH))
 
 
+CHATTY_LOGGERS = ("onnxscript", "onnx_ir", "torch.onnx")  # the ONNX exporter's optimiser passes
+
+
+class _ToDebug(logging.Handler):
+    """Passes another library's records on as digitlab debug lines (`digitlab -v` shows them)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger.debug("%s: %s", record.name, record.getMessage())
+
+
+@contextlib.contextmanager
+def _chatter_to_debug() -> Iterator[None]:
+    """The exporter's INFO lines ("Removed 29 unused nodes", ...) become debug lines."""
+    handler, saved = _ToDebug(), []
+    for name in CHATTY_LOGGERS:
+        chatty = logging.getLogger(name)
+        saved.append((chatty, chatty.propagate))
+        chatty.addHandler(handler)
+        chatty.propagate = False
+    try:
+        yield
+    finally:
+        for chatty, propagate in saved:
+            chatty.removeHandler(handler)
+            chatty.propagate = propagate
+
+
 def _export_onnx(module: Exportable, example: torch.Tensor, path: Path, classes: list[str],
                  dataset: str = "mnist") -> None:
     try:
@@ -83,10 +112,11 @@ def _export_onnx(module: Exportable, example: torch.Tensor, path: Path, classes:
     except ImportError:
         raise ConfigError("ONNX export needs `pip install 'digitlab[export]'`") from None
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(
-        module, (example,), input_names=["pixels"], output_names=["probabilities"],
-        dynamic_shapes={"pixels": {0: batch}}, dynamo=True, verbose=False,
-    )
+    with _chatter_to_debug():
+        program = torch.onnx.export(
+            module, (example,), input_names=["pixels"], output_names=["probabilities"],
+            dynamic_shapes={"pixels": {0: batch}}, dynamo=True, verbose=False,
+        )
     if program is None:  # only when exporting to a file name, which we do not
         raise ExportError("torch.onnx.export returned no program")
     proto = program.model_proto
@@ -98,7 +128,7 @@ def _export_onnx(module: Exportable, example: torch.Tensor, path: Path, classes:
 
 
 def _export_torchscript(module: Exportable, example: torch.Tensor, path: Path,
-                        classes: list[str]) -> None:
+                        classes: list[str], dataset: str = "mnist") -> None:
     # TorchScript is deprecated in favour of torch.export, but C++ (libtorch) and older
     # runtimes still load it; asking for it is the user's choice, so spare them the warnings.
     with warnings.catch_warnings():
@@ -107,7 +137,10 @@ def _export_torchscript(module: Exportable, example: torch.Tensor, path: Path,
         # Into memory first: torch.jit.save's file writer aborts the whole process when the
         # disk fills (it throws in a C++ destructor); a Python write raises OSError instead.
         buffer = io.BytesIO()
-        torch.jit.save(traced, buffer, _extra_files={"classes.json": json.dumps(classes)})
+        meta = {"dataset": dataset, "temperature": module.temperature, "exporter": "digitlab",
+                "input": "uint8" if module.max_value == 255.0 else "float"}  # for TorchScriptBackend
+        torch.jit.save(traced, buffer, _extra_files={"classes.json": json.dumps(classes),
+                                                     "digitlab.json": json.dumps(meta)})
     path.write_bytes(buffer.getvalue())
 
 
@@ -150,7 +183,7 @@ def export_model(
                 _export_onnx(module, example, tmp, checkpoint.classes, checkpoint.dataset)
                 got = _run_onnx(tmp, inputs)
             else:
-                _export_torchscript(module, example, tmp, checkpoint.classes)
+                _export_torchscript(module, example, tmp, checkpoint.classes, checkpoint.dataset)
                 got = _run_torchscript(tmp, inputs)
         except (DigitlabError, OSError):  # an OSError is the output's: atomic_path names it
             raise
@@ -168,7 +201,7 @@ def export_model(
                 f"(max difference {check.max_difference:.2e}, same predictions: "
                 f"{check.same_predictions}); nothing was written"
             )
-    logger.info("exported %s: max difference %.2e on %d images", out, check.max_difference,
+    logger.debug("exported %s: max difference %.2e on %d images", out, check.max_difference,
                 check.images)
     return check
 

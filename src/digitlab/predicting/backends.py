@@ -23,6 +23,7 @@ from digitlab.models.temperature import apply_temperature, temper_probabilities
 class Backend(Protocol):
     """The model behind a Predictor."""
 
+    name: str  # "torch", "onnxruntime" or "torchscript": what `--backend` calls it
     classes: list[str]
     dataset: str  # its name in digitlab.data.datasets.DATASETS
     temperature: float  # confidences are softmax(logits / T); 1 unless `pack --calibrate` set it
@@ -35,6 +36,8 @@ class Backend(Protocol):
 
 class TorchBackend:
     """A checkpoint's model in PyTorch, made cheaper to run (batch norm folded, channels-last)."""
+
+    name = "torch"
 
     def __init__(self, model: torch.nn.Module, checkpoint: Checkpoint,
                  device: torch.device | str = "cpu") -> None:
@@ -87,6 +90,8 @@ class OnnxBackend:
     The graph holds the normalisation, the temperature and the softmax (digitlab.export).
     """
 
+    name = "onnxruntime"
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.session = onnx_session(path)
         self.uint8 = "uint8" in self.session.get_inputs()[0].type
@@ -105,4 +110,43 @@ class OnnxBackend:
         x = (pixels * 255).round().to(torch.uint8) if self.uint8 else pixels.to(torch.float32)
         probabilities = torch.from_numpy(self.session.run(None, {"pixels": x.contiguous().numpy()})[0])
         # the graph's softmax(z / T): nothing to add on the hot path; as trained, undo the T
+        return probabilities if calibrated else temper_probabilities(probabilities, 1 / self.temperature)
+
+
+class TorchScriptBackend:
+    """A file from `digitlab export --format torchscript`, run by PyTorch's TorchScript runtime.
+
+    Like the ONNX graph, it holds the normalisation, the temperature and the softmax; its
+    extra files name the classes (and, from exports that wrote them, the data set, the
+    temperature and whether it takes uint8 pixels).
+    """
+
+    name = "torchscript"
+
+    def __init__(self, path: str | os.PathLike[str], device: torch.device | str = "cpu") -> None:
+        import warnings
+
+        extra = {"classes.json": "", "digitlab.json": ""}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # TorchScript's deprecation
+                self.module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
+        except Exception as e:  # the runtime raises its own types for bad files
+            raise ConfigError(f"{path} is not a TorchScript model PyTorch can run ({e})") from None
+        if not extra["classes.json"]:
+            raise ConfigError(f"{path} was not exported by `digitlab export` (no class names in it)")
+        meta = json.loads(extra["digitlab.json"] or "{}")
+        self.classes: list[str] = json.loads(extra["classes.json"])
+        self.dataset: str = meta.get("dataset", "mnist")
+        self.temperature = float(meta.get("temperature", 1.0))  # inside the module's softmax
+        self.uint8 = meta.get("input") == "uint8"
+        self.device = torch.device(device)
+
+    @property
+    def checkpoint(self) -> None:
+        return None
+
+    def probabilities(self, pixels: torch.Tensor, calibrated: bool) -> torch.Tensor:
+        x = (pixels * 255).round().to(torch.uint8) if self.uint8 else pixels.to(torch.float32)
+        probabilities = self.module(x.to(self.device)).cpu()
         return probabilities if calibrated else temper_probabilities(probabilities, 1 / self.temperature)

@@ -12,25 +12,30 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 
 from digitlab.checkpoints.format import DEFAULT_MODEL, Checkpoint, load_model
 from digitlab.checkpoints.integrity import check_finite_outputs
+from digitlab.checkpoints.shipped import is_shipped, model_format
 from digitlab.data import DATASETS
 from digitlab.errors import CheckpointError, ConfigError
 from digitlab.models.temperature import temper_probabilities
-from digitlab.predicting.backends import Backend, OnnxBackend, TorchBackend
+from digitlab.predicting.backends import Backend, OnnxBackend, TorchBackend, TorchScriptBackend
+from digitlab.predicting.explain import Explanation, explain
 from digitlab.predicting.line_reader import LineReader
 from digitlab.predicting.results import DigitReading, NumberReading
 from digitlab.reading.canvas import Prepared
-from digitlab.reading.images import ImageInput, to_image
+from digitlab.reading.images import ImageInput, to_image, to_images
 from digitlab.reading.pipelines import DEFAULT_PIPELINE, preprocess
 from digitlab.reading.robust.views import choose_view
 
 logger = logging.getLogger(__name__)
 
 MIN_CONFIDENCE = 0.5
+BACKENDS = ("torch", "onnxruntime", "torchscript")
+PIXEL_SLACK = 1e-3  # how far outside [0, 1] predict's float pixels may stray (rounding, resampling)
 NUMBER_READERS = ("line", "segment")  # how numbers are read: see Predictor.read_number
 DEFAULT_NUMBER_READER = "line"
 PREDICT_BATCH = 256  # big batches run slower on CPU (measured: 1000 at 2/3 the images/s of 256)
@@ -51,23 +56,28 @@ class Predictor:
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu",
              backend: str | None = None) -> Predictor:
-        """Load a checkpoint (the model shipped inside the package when `path` is None) or an
-        exported .onnx file; `backend` ("torch" or "onnxruntime") defaults by the file's suffix."""
+        """Load a checkpoint (the model shipped inside the package when `path` is None,
+        `default` or `shipped`) or a file from `digitlab export`; `backend` ("torch",
+        "onnxruntime" or "torchscript") defaults by what the file holds (its first bytes)."""
         if backend is None:
-            onnx = path is not None and Path(path).suffix.lower() == ".onnx"
-            backend = "onnxruntime" if onnx else "torch"
-        if backend == "onnxruntime":
-            if path is None:
-                raise ConfigError("the onnxruntime backend needs a .onnx file from `digitlab export`")
+            kind = "" if path is None or is_shipped(path) else model_format(path)
+            backend = {"onnx": "onnxruntime", "torchscript": "torchscript"}.get(kind, "torch")
+        if backend in ("onnxruntime", "torchscript"):
+            if is_shipped(path):
+                raise ConfigError(f"the {backend} backend needs a file from `digitlab export`")
+            assert path is not None
+            if backend == "torchscript":
+                return cls(TorchScriptBackend(path, device), str(path))
             return cls(OnnxBackend(path), str(path))
         if backend != "torch":
-            raise ConfigError(f"unknown backend {backend!r}; choose torch or onnxruntime")
+            raise ConfigError(f"unknown backend {backend!r}; choose {', '.join(BACKENDS)}")
         return cls.from_checkpoint(path, device)
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike[str] | None = None, device: str = "cpu") -> Predictor:
-        """Load `path`, or the model shipped inside the package when `path` is None."""
-        if path is None:
+        """Load `path`, or the model shipped inside the package when `path` is None (or
+        `default`, or `shipped`)."""
+        if path is None or is_shipped(path):
             if not DEFAULT_MODEL.is_file():
                 raise CheckpointError(
                     "this install has no packaged model; pass --model CHECKPOINT or run `make default-model`"
@@ -114,11 +124,11 @@ class Predictor:
         return self.backend.temperature
 
     @torch.inference_mode()
-    def predict(self, pixels: torch.Tensor, calibrated: bool = True) -> torch.Tensor:
-        """Class probabilities for N×28×28 (or 28×28) images scaled to [0, 1]: after the
-        temperature, or as trained with `calibrated=False` (the same winner either way)."""
-        if pixels.dim() == 2:
-            pixels = pixels.unsqueeze(0)
+    def predict(self, pixels: torch.Tensor | np.ndarray, calibrated: bool = True) -> torch.Tensor:
+        """Class probabilities (N×C) for N×28×28 or N×1×28×28 images (one 28×28 too), a tensor
+        or a numpy array of floats in [0, 1] or uint8 0-255: after the temperature, or as
+        trained with `calibrated=False` (the same winner either way)."""
+        pixels = as_pixels(pixels)
         if len(pixels) == 0:
             return torch.zeros(0, len(self.classes))
         run = self.backend.probabilities
@@ -126,26 +136,35 @@ class Predictor:
         check_finite_outputs(probabilities, self.source)
         return probabilities
 
+    def __repr__(self) -> str:
+        checkpoint = self.checkpoint
+        model = checkpoint.model_name if checkpoint else Path(self.source).name
+        backend = "" if checkpoint else f", backend={self.backend.name!r}"
+        return f"Predictor(model={model!r}{backend}, dataset={self.dataset!r}, T={self.temperature:.3g})"
+
     def with_temperature(self, probabilities: torch.Tensor) -> torch.Tensor:
         """Uncalibrated probabilities (`predict(calibrated=False)`) after the temperature."""
         return temper_probabilities(probabilities, self.temperature)
 
     def read(self, image: ImageInput, *, top_k: int = 1, pipeline: str | None = None,
              min_confidence: float = MIN_CONFIDENCE) -> DigitReading:
-        """The digit in `image`: a path, bytes, a PIL image or a numpy array (H×W grey or
-        H×W×3/4, uint8 or float in [0, 1]). No ink, or a confidence below `min_confidence`,
-        is no digit; `top_k` likeliest classes are listed."""
-        return self.read_digits([image], pipeline, min_confidence, top_k=top_k)[0]
+        """The digit in `image`: a path, bytes, a binary file, a PIL image, or a numpy array or
+        torch tensor of pixels (H×W or 1×H×W, or an H×W×3/4 array; uint8 or floats in [0, 1]).
+        No ink, or a confidence below `min_confidence`, is no digit; `top_k` likeliest classes
+        are listed. Many images: `read_digits`, which classifies them as one batch."""
+        return self.read_prepared([preprocess(to_image(image), pipeline or self.pipeline)],
+                                  min_confidence, top_k=top_k)[0]
 
     def read_digits(
-        self, images: Sequence[ImageInput], pipeline: str | None = None,
+        self, images: Sequence[ImageInput] | torch.Tensor | np.ndarray, pipeline: str | None = None,
         min_confidence: float = MIN_CONFIDENCE, *, top_k: int = 1,
     ) -> list[DigitReading]:
-        """One reading per image, classified as one batch (see `read`).
+        """One reading per image, classified as one batch (see `read`): a sequence of images,
+        or an N×H×W or N×1×H×W tensor or array (uint8 or floats in [0, 1]).
 
         `pipeline` defaults to the one that suits the model's data set (`self.pipeline`).
         """
-        prepared = [preprocess(to_image(image), pipeline or self.pipeline) for image in images]
+        prepared = [preprocess(image, pipeline or self.pipeline) for image in to_images(images)]
         return self.read_prepared(prepared, min_confidence, top_k=top_k)
 
     def read_prepared(self, prepared: Sequence[Prepared], min_confidence: float = MIN_CONFIDENCE, *,
@@ -177,6 +196,14 @@ class Predictor:
                 steps["views"].update(record)
             chosen[i] = probs[index], group[index]
         return chosen
+
+    def explain(self, image: ImageInput, reading: DigitReading | None = None) -> Explanation | None:
+        """Why `image` reads as it does: an occlusion map of the view the model saw, for its
+        answer (predicting.explain); None when there is no ink. `reading`: `read(image)`'s, if
+        already made. `explanation.overlay(picture)` draws it over the picture."""
+        picture = to_image(image)
+        reading = reading if reading is not None else self.read(picture)
+        return explain(lambda x: self.predict(x, calibrated=False), reading, self.classes, picture.size)
 
     def read_number(self, image: ImageInput, min_confidence: float = MIN_CONFIDENCE, *,
                     top_k: int = 1, reader: str = DEFAULT_NUMBER_READER) -> NumberReading:
@@ -240,3 +267,29 @@ class Predictor:
             reason = None
         return DigitReading.of(probs, self.classes, pixels, reason=reason, top_k=top_k, box=box,
                                preprocess=preprocess)
+
+
+def as_pixels(pixels: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """What `predict` takes → N×28×28 floats in [0, 1]: 28×28, N×28×28 or N×1×28×28, a tensor or
+    a numpy array, uint8 (0-255) or floats. Other types are a TypeError; other shapes, or floats
+    outside [0, 1] (a normalised tensor), a ValueError."""
+    if isinstance(pixels, np.ndarray):
+        pixels = torch.from_numpy(pixels)
+    if not isinstance(pixels, torch.Tensor):
+        raise TypeError(f"predict() takes a torch tensor or numpy array of N×28×28 or N×1×28×28 "
+                        f"pixels, not {type(pixels).__name__}; read() takes paths and pictures")
+    if pixels.dim() == 4 and pixels.shape[1] == 1:  # torchvision's N×1×H×W
+        pixels = pixels[:, 0]
+    if pixels.dim() == 2:
+        pixels = pixels.unsqueeze(0)
+    if pixels.dim() != 3 or tuple(pixels.shape[1:]) != (28, 28):
+        raise ValueError(f"predict() takes N×28×28 or N×1×28×28 pixels, not "
+                         f"{'×'.join(map(str, pixels.shape))}; read() prepares any picture")
+    if pixels.dtype == torch.uint8:
+        return pixels.float() / 255
+    if not pixels.is_floating_point():
+        raise TypeError(f"predict() takes uint8 (0-255) or float (0-1) pixels, not {pixels.dtype}")
+    if len(pixels) and not (float(pixels.min()) >= -PIXEL_SLACK and float(pixels.max()) <= 1 + PIXEL_SLACK):
+        raise ValueError("predict() takes pixels in [0, 1]; a normalised MNIST tensor is not: "
+                         "undo it first (x * 0.3081 + 0.1307)")
+    return pixels

@@ -101,6 +101,18 @@ class DigitReading:
     def __str__(self) -> str:
         return self.describe()
 
+    def __repr__(self) -> str:
+        """Short: the answer, not 10 probabilities and a 28×28 tensor (those are fields)."""
+        parts = [f"digit={self.digit!r}"]
+        if self.label is not None and self.label != str(self.digit):
+            parts.append(f"label={self.label!r}")
+        parts.append(f"confidence={self.confidence:.3f}")
+        if self.reason:
+            parts.append(f"reason={self.reason!r}")
+        if self.box is not None:
+            parts.append(f"box={self.box!r}")
+        return f"DigitReading({', '.join(parts)})"
+
 
 @dataclass(frozen=True)
 class NumberReading:
@@ -126,6 +138,11 @@ class NumberReading:
         return {"number": self.number, "text": self.text, "no_digit": self.no_digit,
                 "confidence": round(self.confidence, ROUND), "size": list(self.size),
                 "digits": [d.to_dict() for d in self.digits]}
+
+    def __repr__(self) -> str:
+        text = "" if self.number == self.text else f", text={self.text!r}"
+        return (f"NumberReading(number={self.number!r}{text}, confidence={self.confidence:.3f}, "
+                f"digits={len(self.digits)})")
 
     def describe(self, nothing: str = "no digit") -> str:
         """One line for people: the number, then each digit with its confidence."""

@@ -13,10 +13,12 @@ import math
 import os
 import stat
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import numpy as np
+import torch
 from PIL import Image, ImageMode, ImageOps, UnidentifiedImageError
 
 from digitlab.errors import ImageNotFound, ImageTooLarge, UnreadableImage, UnsupportedImage
@@ -36,17 +38,57 @@ ALPHA = 3  # the index of RGBA's alpha band
 MIN_BITS = 8  # a high-bit-depth picture's full scale is at least 8-bit's
 
 ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO  # what load_image decodes
-ImageInput = ImageSource | Image.Image | np.ndarray  # what the Predictor reads
+ImageInput = ImageSource | Image.Image | np.ndarray | torch.Tensor  # what the Predictor reads
+ACCEPTED = ("a path, bytes, a binary file, a PIL image, or a numpy array or torch tensor of pixels "
+            "(H×W or 1×H×W; H×W×3/4 arrays as RGB/RGBA; uint8 0-255 or floats in [0, 1])")
 
 
 def to_image(source: ImageInput, name: str | None = None) -> Image.Image:
-    """Any input the Predictor reads → a PIL image: PIL images as they are, arrays converted
-    (`from_array`), anything else decoded by `load_image`."""
+    """Any input the Predictor reads → a PIL image: PIL images as they are, arrays and tensors
+    converted (`from_array`), paths, bytes and binary files decoded by `load_image`. Anything
+    else is a TypeError naming what is accepted."""
     if isinstance(source, Image.Image):
         return source
-    if isinstance(source, np.ndarray):
-        return from_array(source)
-    return load_image(source, name)
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        array = as_array(source)
+        if array.ndim == 3 and array.shape[0] == 1:  # 1×H×W, torchvision's one image
+            array = array[0]
+        elif array.ndim == 3 and array.shape[2] not in (3, 4):
+            raise UnsupportedImage(f"one image must be H×W, 1×H×W or H×W×3/4, not "
+                                   f"{'×'.join(map(str, array.shape))}; read_digits() reads a batch")
+        return from_array(array)
+    if isinstance(source, (str, os.PathLike, bytes, bytearray)) or hasattr(source, "read"):
+        return load_image(source, name)
+    raise TypeError(f"cannot read an image from {type(source).__name__}: give {ACCEPTED}")
+
+
+def to_images(source: ImageInput | Sequence[ImageInput]) -> list[Image.Image]:
+    """A batch → PIL images: a sequence of inputs (each as `to_image`), or one array or tensor
+    of N×H×W or N×1×H×W pixels (an H×W one is one image)."""
+    if isinstance(source, (np.ndarray, torch.Tensor)):
+        array = as_array(source)
+        if array.ndim == 4 and array.shape[1] == 1:  # N×1×H×W, torchvision's batch
+            array = array[:, 0]
+        if array.ndim == 2:
+            return [from_array(array)]
+        if array.ndim != 3:
+            raise UnsupportedImage(f"a batch of images must be N×H×W or N×1×H×W, not "
+                                   f"{'×'.join(map(str, array.shape))}")
+        return [from_array(image) for image in array]
+    if isinstance(source, (str, os.PathLike, bytes, bytearray, Image.Image)) or hasattr(source, "read"):
+        raise TypeError(f"read_digits() takes a sequence of images or an N×H×W array or tensor, "
+                        f"not one {type(source).__name__}; use read() for one image")
+    if not isinstance(source, Sequence):
+        raise TypeError(f"read_digits() takes a sequence of images (each {ACCEPTED}) or an "
+                        f"N×H×W array or tensor, not {type(source).__name__}")
+    return [to_image(item) for item in cast("Sequence[ImageInput]", source)]
+
+
+def as_array(pixels: np.ndarray | torch.Tensor) -> np.ndarray:
+    """A tensor's pixels as a numpy array (from any device, detached); arrays as they are."""
+    if isinstance(pixels, torch.Tensor):
+        return pixels.detach().cpu().numpy()
+    return pixels
 
 
 def from_array(array: np.ndarray) -> Image.Image:
@@ -62,7 +104,8 @@ def from_array(array: np.ndarray) -> Image.Image:
     if not np.issubdtype(array.dtype, np.floating):
         raise UnsupportedImage(f"an image array must hold uint8 (0-255) or floats (0-1), not {array.dtype}")
     if not (np.isfinite(array).all() and array.min() >= 0 and array.max() <= 1):
-        raise UnsupportedImage("a float image array must hold values in [0, 1]")
+        raise UnsupportedImage("a float image array must hold values in [0, 1] (a normalised "
+                               "MNIST tensor is not: undo it first, x * 0.3081 + 0.1307)")
     if array.ndim == 2:
         return Image.fromarray(np.ascontiguousarray(array, dtype=np.float32))  # mode "F"
     return Image.fromarray(np.round(array * 255).astype(np.uint8))

@@ -18,9 +18,11 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from digitlab import __version__
+from digitlab.checkpoints.shipped import is_shipped
 from digitlab.files import atomic_path, output_dir, write_json, write_text
 from digitlab.reports.calibration import ECE_BINS
 from digitlab.reports.plots import plot_digits, plot_performance, plot_reliability
+from digitlab.reports.report import WILD_FILE
 from digitlab.training.figures import plot_confusion
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ img.figure { max-width: 100%; height: auto; }
 .digits { display: flex; flex-wrap: wrap; gap: 8px; }
 figure.digit { margin: 0; text-align: center; font-size: 12px; width: 92px; }
 figure.digit img { image-rendering: pixelated; border: 1px solid #ccc; display: block; margin: auto; }
+figure.digit.explained { width: 184px; }
+figure.digit.explained img { display: inline-block; margin: 0 2px; }
 .note { color: #555; } code { background: #f4f4f4; padding: 0 0.3em; }
 .big { font-size: 1.3em; font-weight: 600; }
 """
@@ -51,7 +55,11 @@ def png_uri(png: bytes) -> str:
 def thumbnail_uri(pixels: np.ndarray, scale: int = THUMBNAIL_SCALE) -> str:
     """A uint8 H×W digit as an upscaled PNG data: URI."""
     image = Image.fromarray(np.ascontiguousarray(pixels, dtype=np.uint8))
-    image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
+    return image_uri(image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST))
+
+
+def image_uri(image: Image.Image) -> str:
+    """A PIL image as a PNG data: URI."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
     return png_uri(buffer.getvalue())
@@ -74,16 +82,22 @@ def _figure(images: dict[str, bytes], name: str, alt: str) -> str:
             f'src="{png_uri(images[name])}">')
 
 
-def _digits(report: Report, examples: Sequence[Example], css_class: str) -> str:
+def _digits(report: Report, examples: Sequence[Example], css_class: str, why: bool = False) -> str:
+    """Thumbnails with captions; with `why`, each beside its explanation (report.why)."""
     cells = []
     for e in examples:
-        caption = f"true {e.true} → {e.predicted}<br>{100 * e.confidence:.1f}% · #{e.index}"
+        caption = (f"true {escape(e.true)} → {escape(e.predicted)}<br>{100 * e.confidence:.1f}% · "
+                   f"#{e.index}")
         title = f"test digit {e.index}: true {e.true}, read as {e.predicted} ({100 * e.confidence:.2f}%)"
-        cells.append(
-            f'<figure class="digit"><img class="{css_class}" alt="{escape(title)}" title="{escape(title)}" '
-            f'src="{thumbnail_uri(report.test_images[e.index].numpy())}"><figcaption>{caption}'
-            "</figcaption></figure>"
-        )
+        images = (f'<img class="{css_class}" alt="{escape(title)}" title="{escape(title)}" '
+                  f'src="{thumbnail_uri(report.test_images[e.index].numpy())}">')
+        explained = report.why.get(e.index) if why else None
+        if explained is not None:
+            says = f"why {e.predicted}: red strokes for it, blue against it"
+            images += (f'<img class="why" alt="{escape(says)}" title="{escape(says)}" '
+                       f'src="{image_uri(explained.view_overlay(THUMBNAIL_SCALE))}">')
+        wide = " explained" if explained is not None else ""
+        cells.append(f'<figure class="digit{wide}">{images}<figcaption>{caption}</figcaption></figure>')
     return f'<div class="digits">{"".join(cells)}</div>'
 
 
@@ -130,8 +144,11 @@ def _gallery(report: Report) -> str:
     if not report.mistakes:
         return "<p>No digit was misread.</p>"
     return (f"<p>{_shown(report)} misread test digits, most confident first: the true class, what "
-            "the model read, its confidence (as trained) and the digit's index in the test split.</p>"
-            + _digits(report, report.mistakes, "mistake"))
+            "the model read, its confidence (as trained) and the digit's index in the test split. "
+            "Beside each, why it read what it did: the strokes whose hiding (4×4-pixel squares, in "
+            "turn) lowers that answer's probability most are red, those that argue against it "
+            "blue.</p>"
+            + _digits(report, report.mistakes, "mistake", why=True))
 
 
 def _calibration(report: Report, images: dict[str, bytes]) -> str:
@@ -162,10 +179,13 @@ def _calibration(report: Report, images: dict[str, bytes]) -> str:
 
 def _wild(report: Report) -> str:
     if report.wild is None:
-        return ("<p>No in-the-wild results. Write them beside the checkpoint and run the report "
-                "again:</p><pre><code>python benchmarks/in_the_wild.py --model "
-                f"{escape(str(report.path))} --json {escape(str(report.path.parent / 'in_the_wild.json'))}"
-                "</code></pre>")
+        shipped = is_shipped(report.path)
+        model = "default" if shipped else str(report.path)
+        out = WILD_FILE if shipped else str(report.path.parent / WILD_FILE)
+        return ("<p>No in-the-wild results. Measure them (a few minutes on a CPU; "
+                "<code>--per-condition 50</code> for a quick look) and run the report again:</p>"
+                f"<pre><code>digitlab bench wild --model {escape(model)} --json {escape(out)}\n"
+                f"digitlab report {escape(model)} --wild {escape(out)}</code></pre>")
     rows = []
     for condition, scores in report.wild["results"].items():
         robust, naive, plain = scores.get("robust", {}), scores.get("naive"), scores.get("plain")
@@ -208,7 +228,8 @@ def render_html(report: Report, images: dict[str, bytes]) -> str:
         ("In the wild", _wild(report)),
         ("Training", _training(report, images)),
     ]
-    body = "".join(f"<h2>{escape(name)}</h2>{html}" for name, html in sections)
+    body = "".join(f'<h2 id="{name.lower().replace(" ", "-")}">{escape(name)}</h2>{html}'
+                   for name, html in sections)
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style>'

@@ -152,13 +152,19 @@ def plot_prediction(
     classes: Sequence[str],
     title: str,
     boxes: Sequence[Sequence[int]] = (),
+    why: np.ndarray | None = None,
 ) -> Figure:
     """What the model was given and what it said: the original (with digit boxes, if any),
-    each 28×28 input the model saw, and its class probabilities as bars."""
+    each 28×28 input the model saw, and its class probabilities as bars; with `why` (the
+    original with an explanation's heat over it, predicting.explain) that picture under it."""
     n = max(len(seen), 1)
-    fig = Figure(figsize=(3.2 + 2.2 * n, 4.2), layout="constrained")
+    fig = Figure(figsize=(3.2 + 2.2 * n, 4.2 if why is None else 6.4), layout="constrained")
     grid = fig.add_gridspec(2, n + 1, height_ratios=[3, 2], width_ratios=[1.6] + [1] * n)
-    ax = fig.add_subplot(grid[:, 0])
+    ax = fig.add_subplot(grid[0, 0] if why is not None else grid[:, 0])
+    if why is not None:
+        shown = fig.add_subplot(grid[1, 0])
+        shown.imshow(why)
+        shown.set(title="why: red for the answer,\nblue against it", xticks=[], yticks=[])
     ax.imshow(original, cmap="gray" if original.ndim == 2 else None)
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         ax.add_patch(matplotlib.patches.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False,

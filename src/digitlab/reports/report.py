@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,14 @@ from torch import nn
 
 from digitlab.checkpoints.format import Checkpoint
 from digitlab.checkpoints.integrity import check_finite_outputs
+from digitlab.checkpoints.shipped import model_path
 from digitlab.data import VALIDATION_SIZE, DatasetSpec, load_split, split_validation
 from digitlab.data.loader import TensorLoader
 from digitlab.devices import resolve_device
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.models.temperature import apply_temperature, fit_temperature
+from digitlab.predicting.explain import Explanation, explain_view
+from digitlab.predicting.predictor import Predictor
 from digitlab.reports import calibration
 from digitlab.reports.evaluation import EvaluationReport, load_evaluated_model
 from digitlab.reports.metrics import most_confused
@@ -90,6 +93,8 @@ class Report:
     training_record: dict[str, Any] | None  # `<checkpoint>.json` written by `digitlab pack`
     wild: dict[str, Any] | None
     wild_source: str | None
+    # per mistake shown (by test index): why the model read what it did (predicting.explain)
+    why: dict[int, Explanation] = field(default_factory=dict)
 
     @property
     def path(self) -> Path:
@@ -227,7 +232,7 @@ def _read_json(path: Path) -> Any:
 
 
 def _is_wild(results: Any) -> bool:
-    """The shape benchmarks/in_the_wild.py --json writes: {results: {condition: {pipeline:
+    """The shape `digitlab bench wild --json` writes: {results: {condition: {pipeline:
     {accuracy, n, ...}}}}."""
     conditions = results.get("results") if isinstance(results, dict) else None
     return isinstance(conditions, dict) and all(
@@ -240,19 +245,19 @@ def _is_wild(results: Any) -> bool:
 
 
 def load_wild(path: Path | None, checkpoint_path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    """Results of benchmarks/in_the_wild.py --json: from `path`, else in_the_wild.json beside
+    """Results of `digitlab bench wild --json`: from `path`, else in_the_wild.json beside
     the checkpoint, else none. A bad `path` is an error; a bad file found beside, a warning."""
     explicit = path is not None
     path = path if path is not None else checkpoint_path.parent / WILD_FILE
     if not path.is_file():
         if explicit:
             raise DigitlabError(f"--wild {path} does not exist; write it with "
-                                f"`python benchmarks/in_the_wild.py --json {path}`")
+                                f"`digitlab bench wild --json {path}`")
         return None, None
     try:
         results = _read_json(path)
         if not _is_wild(results):
-            raise DigitlabError(f"{path} is not the JSON of benchmarks/in_the_wild.py --json")
+            raise DigitlabError(f"{path} is not the JSON of `digitlab bench wild --json`")
     except DigitlabError as e:
         if explicit:
             raise
@@ -280,7 +285,7 @@ def build_report(
     gallery_size: int = GALLERY_SIZE, batch_size: int = 1000,
 ) -> Report:
     """Evaluate `path` on the test split, calibrate it on the validation split, gather the rest."""
-    path, torch_device = Path(path), resolve_device(device)
+    path, torch_device = model_path(path), resolve_device(device)
     model, checkpoint, spec = load_evaluated_model(path, torch_device)
     wild_results, wild_source = load_wild(Path(wild) if wild is not None else None, path)
     test_x, test_y = load_split(data.root, train=False, spec=spec, limit=data.test_limit)
@@ -292,6 +297,7 @@ def build_report(
     run = find_run(path, checkpoint)
     classes = list(checkpoint.classes)
     mistakes, total = find_mistakes(test_logp, test_y, classes, gallery_size)
+    why = explain_mistakes(Predictor.from_model(model, checkpoint, torch_device), test_x, mistakes)
     return Report(
         checkpoint=checkpoint,
         evaluation=EvaluationReport(checkpoint=str(path), stats=stats, classes=classes),
@@ -300,5 +306,18 @@ def build_report(
         mistakes=mistakes, mistakes_total=total,
         pairs=find_confused_pairs(stats.confusion, test_logp, test_y, classes),
         test_images=test_x, run=run, training_record=read_training_record(path),
-        wild=wild_results, wild_source=wild_source,
+        wild=wild_results, wild_source=wild_source, why=why,
     )
+
+
+def explain_mistakes(predictor: Predictor, images: torch.Tensor,
+                     mistakes: list[Example]) -> dict[int, Explanation]:
+    """For each mistake, the occlusion map of the class it was misread as: which strokes
+    made the model say it."""
+    classes = predictor.classes
+
+    def probabilities(x: torch.Tensor) -> torch.Tensor:
+        return predictor.predict(x, calibrated=False)
+
+    return {m.index: explain_view(probabilities, images[m.index].float() / 255,
+                                  classes.index(m.predicted), classes) for m in mistakes}

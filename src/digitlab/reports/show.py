@@ -8,14 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from digitlab.batch.stream import FileReading
+from digitlab.predicting.explain import Explanation, overlay
 from digitlab.predicting.results import DigitReading, NumberReading
 from digitlab.reports.plots import plot_prediction, save_figure
 
 
 def write_show(result: FileReading, classes: Sequence[str], folder: Path, index: int,
-               nothing: str = "no digit") -> Path:
+               nothing: str = "no digit", explanations: Sequence[Explanation] = ()) -> Path:
     """Save the picture for one read file as `folder/<index>-<stem>.png`; `nothing` is what no
-    answer is called in its title."""
+    answer is called in its title; `explanations` (one per digit read) are drawn over the
+    original beside it."""
     reading, image = result.reading, result.image
     if reading is None or image is None:
         raise ValueError(f"{result.path} was not read: nothing to show")
@@ -34,10 +36,14 @@ def write_show(result: FileReading, classes: Sequence[str], folder: Path, index:
         [d.pixels.numpy() for d in shown],
         [list(d.probabilities) for d in shown if d.probabilities is not None],
         classes, title, boxes=[d.box for d in shown if d.box is not None],
+        why=np.asarray(overlay(image, explanations, max_side=WHY_SIDE)) if explanations else None,
     )
     path = folder / f"{index:04d}-{Path(result.path).stem}.png"
     save_figure(fig, path)
     return path
+
+
+WHY_SIDE = 600  # px: the explained picture's longer side in a --show figure
 
 
 def _how_seen(digits: Sequence[DigitReading]) -> str:

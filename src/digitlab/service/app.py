@@ -46,7 +46,7 @@ def create_app(settings: ServiceSettings | None = None, predictor: Predictor | N
     async def lifespan(app: FastAPI) -> AsyncIterator[Mapping[str, object]]:
         loaded = predictor
         if loaded is None:
-            loaded = await run_in_threadpool(Predictor.from_checkpoint, settings.model)
+            loaded = await run_in_threadpool(Predictor.load, settings.model)
         if settings.line_model is not None:
             await run_in_threadpool(loaded.use_line_reader, settings.line_model)
         elif loaded.reads_digits and SHIPPED_LINE_READER.is_file():

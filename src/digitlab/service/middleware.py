@@ -9,6 +9,7 @@ import time
 
 import anyio
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digitlab.service.metrics import ServiceMetrics
@@ -51,10 +52,22 @@ class RequestLog:
             await self.app(scope, receive, timed)
         finally:
             elapsed = time.perf_counter() - start
-            route = scope.get("route")  # set by the router on a match; one label per route, not per URL
-            self.metrics.observe_request(getattr(route, "path", "unmatched"), scope["method"], status,
-                                         elapsed)
+            self.metrics.observe_request(route_label(scope), scope["method"], status, elapsed)
             logger.info("%s %s %d %.1f ms", scope["method"], scope["path"], status, 1000 * elapsed)
+
+
+def route_label(scope: Scope) -> str:
+    """One metrics label per route, never per URL: the matched route's path (the router sets
+    scope["route"]), the mount's path for static files (/static, whatever the file), else
+    "unmatched"."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    path = scope["path"]
+    for mount in getattr(scope.get("app"), "routes", ()):  # Starlette sets scope["app"]
+        if isinstance(mount, Mount) and (path == mount.path or path.startswith(mount.path + "/")):
+            return mount.path
+    return "unmatched"
 
 
 class HeadAsGet:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import logging
 import math
@@ -20,6 +21,7 @@ from PIL import Image
 
 from digitlab import __version__
 from digitlab.errors import DigitlabError, ModelOutputNotFinite
+from digitlab.predicting.explain import combined_layer
 from digitlab.predicting.predictor import Predictor
 from digitlab.reading.images import header_pixels
 from digitlab.service.deps import JobsDep, PredictorDep, SettingsDep
@@ -46,18 +48,32 @@ def png_data_url(pixels: torch.Tensor) -> str:
 # ---------------------------------------------------------------- work (CPU-bound)
 
 
+def image_data_url(image: Image.Image) -> str:
+    """Any PIL image (an RGBA heat layer, say) as a data:image/png;base64 URL."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def read_digit(predictor: Predictor, image: Image.Image, settings: ServiceSettings,
-               top_k: int) -> dict[str, Any]:
+               top_k: int, explain: bool = False) -> dict[str, Any]:
     reading = predictor.read(image, top_k=top_k, min_confidence=settings.min_confidence)
-    return {**reading.to_dict(), "input_png": png_data_url(reading.pixels)}
+    result = {**reading.to_dict(), "input_png": png_data_url(reading.pixels)}
+    if explain:
+        explanation = predictor.explain(image, reading)
+        result["explanation"] = image_data_url(explanation.layer()) if explanation else None
+    return result
 
 
 def read_number(predictor: Predictor, image: Image.Image, settings: ServiceSettings,
-                top_k: int) -> dict[str, Any]:
+                top_k: int, explain: bool = False) -> dict[str, Any]:
     reading = predictor.read_number(image, settings.min_confidence, top_k=top_k)
     result = reading.to_dict()
     for described, digit in zip(result["digits"], reading.digits, strict=True):
         described["input_png"] = png_data_url(digit.pixels)
+    if explain:
+        explained = [e for d in reading.digits if (e := predictor.explain(image, d)) is not None]
+        result["explanation"] = image_data_url(combined_layer(explained)) if explained else None
     return result
 
 
@@ -148,19 +164,26 @@ router = APIRouter(prefix="/api/v1")
 pages = APIRouter()
 
 
+Explain = Annotated[bool, Query(description="also answer why: `explanation`, a PNG data URL of "
+                                 "an occlusion heat map (red: strokes for the answer, blue: "
+                                 "against) the picture's shape, to lay over it")]
+
+
 @router.post("/predict", response_model=Prediction, responses=ERRORS, openapi_extra=UPLOAD_BODY)
 async def predict(request: Request, predictor: PredictorDep, settings: SettingsDep, jobs: JobsDep,
-                  top_k: TopK = 3) -> dict[str, Any]:
+                  top_k: TopK = 3, explain: Explain = False) -> dict[str, Any]:
     """Read the single digit in an image (multipart field `file`, or a raw image/* body)."""
-    return await read_image(request, jobs, "predict", read_digit, predictor, settings, top_k)
+    work = functools.partial(read_digit, explain=True) if explain else read_digit
+    return await read_image(request, jobs, "predict", work, predictor, settings, top_k)
 
 
 @router.post("/predict/number", response_model=NumberPrediction, responses=ERRORS,
              openapi_extra=UPLOAD_BODY)
 async def predict_number(request: Request, predictor: PredictorDep, settings: SettingsDep,
-                         jobs: JobsDep, top_k: TopK = 3) -> dict[str, Any]:
+                         jobs: JobsDep, top_k: TopK = 3, explain: Explain = False) -> dict[str, Any]:
     """Read a number: the digits of an image left to right, each with its box."""
-    return await read_image(request, jobs, "predict_number", read_number, predictor, settings, top_k)
+    work = functools.partial(read_number, explain=True) if explain else read_number
+    return await read_image(request, jobs, "predict_number", work, predictor, settings, top_k)
 
 
 @router.get("/model", response_model=ModelInfo)

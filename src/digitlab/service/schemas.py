@@ -46,13 +46,20 @@ def model_of(
 
 INPUT_PNG = (str, Field(description="data:image/png;base64 URL of the 28×28 image the model saw"))
 
+EXPLANATION = (str | None, Field(None, description=(
+    "with ?explain=true: data:image/png;base64 URL of an RGBA heat map the picture's shape (at "
+    "most 280 px a side), to lay over it: red strokes weighed for the answer, blue against "
+    "(occlusion of the 28×28 view; null when there was no ink)")))
+
 Prediction = model_of(DigitReading, "Prediction", "The answer for a single-digit image.",
-                      exclude=("box",), required=("preprocess",), input_png=INPUT_PNG)
+                      exclude=("box",), required=("preprocess",), input_png=INPUT_PNG,
+                      explanation=EXPLANATION)
 NumberDigit = model_of(DigitReading, "NumberDigit", "One digit of a number.",
                        exclude=("preprocess",), required=("box",), input_png=INPUT_PNG)
 NumberPrediction = model_of(NumberReading, "NumberPrediction",
                             "The answer for an image of a number: its digits left to right.",
-                            types_={"digits": list[NumberDigit]})  # type: ignore[valid-type]
+                            types_={"digits": list[NumberDigit]},  # type: ignore[valid-type]
+                            explanation=EXPLANATION)
 
 
 class ModelInfo(BaseModel):

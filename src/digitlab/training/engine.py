@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,6 +17,8 @@ from tqdm import tqdm
 
 from digitlab.errors import DigitlabError
 from digitlab.training.precision import MixedPrecision
+
+logger = logging.getLogger(__name__)
 
 
 class TrainingDiverged(DigitlabError):
@@ -82,13 +86,13 @@ def train_one_epoch(
     and one-hot targets, as part 2 of the tutorial tried. The loss is read back (a host sync)
     only every `log_interval` batches and at the end; where it is then not finite, this raises
     TrainingDiverged naming the first batch whose loss was not. `step_hook` runs after each
-    optimiser step; `precision` runs the step under autocast (training.precision).
+    optimiser step; `precision` runs the step under autocast (training.precision). With
+    `progress`, a bar only on a terminal; in a log, a debug line per logged loss (`-v`).
     """
     model.train()
     total = len(batches) if hasattr(batches, "__len__") else None  # type: ignore[arg-type]
-    if max_batches is not None and total is not None:
-        total = min(total, max_batches)
-    bar = tqdm(total=total, desc=description, unit="batch", disable=not progress, leave=False)
+    total = min(total, max_batches) if max_batches is not None and total is not None else total
+    bar = _progress_bar(total, description, progress)
     log: list[tuple[int, float]] = []
     weighted: list[torch.Tensor] = []
     seen = 0
@@ -113,8 +117,8 @@ def train_one_epoch(
             if not math.isfinite(value):
                 raise _diverged(weighted)
             log.append((seen, value))
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / max(elapsed, 1e-9):.0f}")
+            _show_loss(bar, f"{description}: batch {i + 1}{f'/{total}' if total else ''}", value,
+                       seen / max(time.perf_counter() - start, 1e-9))
         bar.update(1)
     bar.close()
     mean_loss = torch.stack(weighted).sum().item() / seen if seen else 0.0
@@ -122,6 +126,20 @@ def train_one_epoch(
     if not math.isfinite(mean_loss):
         raise _diverged(weighted)
     return TrainStats(loss=mean_loss, samples=seen, seconds=seconds, log=log)
+
+
+def _progress_bar(total: int | None, description: str, progress: bool) -> tqdm:
+    # disable=None: tqdm draws only when stderr is a terminal, never `\r` redraws into a log file
+    return tqdm(total=total, desc=description, unit="batch", disable=None if progress else True,
+                leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def _show_loss(bar: tqdm, where: str, loss: float, speed: float) -> None:
+    """The current loss and speed: on the bar, or as a debug line where no bar is drawn."""
+    if bar.disable:
+        logger.debug("%s, loss %.4f, %.0f images/s", where, loss, speed)
+    else:
+        bar.set_postfix(loss=f"{loss:.4f}", img_s=f"{speed:.0f}", refresh=False)
 
 
 def _diverged(weighted: list[torch.Tensor]) -> TrainingDiverged:

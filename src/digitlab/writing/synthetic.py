@@ -90,7 +90,7 @@ def redrawn_digits(
     starts = range(0, count, _CHUNK)
     workers = min(os.cpu_count() or 1, len(starts))
     with ProcessPoolExecutor(workers) as pool, tqdm(
-        total=count, desc="re-drawing digits", unit="digit", disable=not progress, leave=False
+        total=count, desc="re-drawing digits", unit="digit", disable=None if progress else True, leave=False
     ) as bar:
         parts = []
         for part in pool.map(_redraw_chunk, (digits[s : s + _CHUNK] for s in starts),
@@ -166,7 +166,7 @@ def styled_digits(
     sizes = [min(_CHUNK, count - s) for s in starts]
     workers = min(os.cpu_count() or 1, len(starts))
     with ProcessPoolExecutor(workers, initializer=_keep_digits, initargs=(arr, labs)) as pool, tqdm(
-        total=count, desc="styled digits", unit="digit", disable=not progress, leave=False
+        total=count, desc="styled digits", unit="digit", disable=None if progress else True, leave=False
     ) as bar:
         parts = []
         for part in pool.map(_styled_chunk, [seed] * len(starts), starts, sizes):

@@ -183,7 +183,8 @@ async function predict() {
   }
   state.inFlight = true;
   const mode = state.mode;
-  const url = mode === "number" ? "/api/v1/predict/number?top_k=3" : "/api/v1/predict?top_k=3";
+  const explain = $("explain").checked ? "&explain=true" : "";
+  const url = `${mode === "number" ? "/api/v1/predict/number" : "/api/v1/predict"}?top_k=3${explain}`;
   let request;
   let fit = { scale: 1, x: 0, y: 0 }; // answer's pixels → logical canvas pixels
   if (state.background && !state.strokes.length) {
@@ -265,9 +266,31 @@ function show(data) {
   setBars(data.probabilities);
   const box = data.preprocess && data.preprocess.ink_box;
   setBoxes(box ? [{ box, label: "" }] : [], data.fit);
+  showWhy(data);
+}
+
+// The explanation (?explain=true) over the picture it explains: the drawing, or an opened
+// file where it is drawn (contained and centred: data.fit).
+function showWhy(data) {
+  const why = $("why");
+  const size = data && (data.size || (data.preprocess && data.preprocess.size)); // [w, h] of the picture
+  if (!data || !data.explanation || !size || !$("explain").checked) {
+    why.hidden = true;
+    why.removeAttribute("src");
+    return;
+  }
+  const [w, h] = logicalSize();
+  const fit = data.fit || { scale: 1, x: 0, y: 0 };
+  why.style.left = `${(100 * fit.x) / w}%`;
+  why.style.top = `${(100 * fit.y) / h}%`;
+  why.style.width = `${(100 * size[0] * fit.scale) / w}%`;
+  why.style.height = `${(100 * size[1] * fit.scale) / h}%`;
+  why.src = data.explanation;
+  why.hidden = false;
 }
 
 function showNumber(data) {
+  showWhy(data.digits.length ? data : null);
   const digits = data.digits;
   if (!digits.length) {
     setAnswer("no digit", "none", "No digits found.");
@@ -360,12 +383,14 @@ function showEmpty() {
   $("digits").hidden = true;
   setBars(null);
   setBoxes();
+  showWhy(null);
 }
 
 function showError(detail) {
   setAnswer("!", "error", `Error: ${detail}`);
   setBars(null);
   setBoxes();
+  showWhy(null);
 }
 
 // ---------------------------------------------------------------- files, modes, keys
@@ -423,6 +448,7 @@ function wire() {
     openFile(event.target.files[0]);
     event.target.value = ""; // choosing the same file again still fires
   });
+  $("explain").addEventListener("change", changed);
   $("mode-digit").addEventListener("click", () => setMode("digit"));
   $("mode-number").addEventListener("click", () => setMode("number"));
   $("width").addEventListener("input", (event) => {
