@@ -49,7 +49,7 @@ class LineStyle:
     font_share: float = 0.15  # share of digits from handwriting fonts (when installed)
     separators: float = 0.3  # share of fields of 4+ digits with thousands separators
     trailing: float = 0.35  # share of fields that end in a dash, full stop or comma
-    leading: float = 0.08  # share of fields that start with a stroke (a "$" or "#" written fast)
+    leading: float = 0.08  # share of fields that start with a dash or '=' (a "from here" mark)
     scan_height: tuple[int, int] = (20, 72)  # the field's final height in pixels
     jpeg: float = 0.5  # share of fields saved as JPEG (quality 30-95)
     light_on_dark: float = 0.05  # share of fields written light on dark (a canvas)
@@ -124,8 +124,8 @@ def _digits_of(rng: np.random.Generator, style: LineStyle) -> list[int]:
 
 
 def _mark(kind: str, h: float, pen: float, rng: np.random.Generator) -> np.ndarray:
-    """A mark that is not a digit, as ink coverage: '.', ',', '-', '=' or a leading stroke."""
-    w = {".": 0.25, ",": 0.25, "-": 0.5, "=": 0.5, "/": 0.45}[kind] * h * rng.uniform(0.7, 1.4)
+    """A mark that is not a digit, as ink coverage: '.', ',', '-' or '='."""
+    w = {".": 0.25, ",": 0.25, "-": 0.5, "=": 0.5}[kind] * h * rng.uniform(0.7, 1.4)
     canvas = Image.new("L", (max(3, round(w + 2 * pen)), max(3, round(h))), 0)
     draw, p = ImageDraw.Draw(canvas), max(1, round(pen))
     if kind == ".":
@@ -134,8 +134,6 @@ def _mark(kind: str, h: float, pen: float, rng: np.random.Generator) -> np.ndarr
     elif kind == ",":
         y = h * rng.uniform(0.75, 0.9)
         draw.line([(pen + w * 0.5, y), (pen, min(h - 1, y + 0.25 * h))], fill=255, width=p)
-    elif kind == "/":
-        draw.line([(pen + w, h * 0.15), (pen, h * 0.95)], fill=255, width=p)
     else:
         y = h * rng.uniform(0.4, 0.6)
         draw.line([(pen, y), (pen + w, y + rng.uniform(-0.1, 0.1) * h)], fill=255, width=p)
@@ -153,7 +151,8 @@ def _pieces(digits: list[int], bank: GlyphBank, rng: np.random.Generator,
     n = len(digits)
     pieces: list[tuple[np.ndarray, bool]] = []
     if rng.random() < style.leading:
-        pieces.append((_mark(str(rng.choice(["/", "-", "="])), h0, pen, rng), False))
+        # never a slash: a leading 1 written as one stroke looks just like it
+        pieces.append((_mark(str(rng.choice(["-", "="])), h0, pen, rng), False))
     separate = n >= 4 and rng.random() < style.separators
     sep = str(rng.choice([".", ","]))
     trailing_zeros = n - len("".join(map(str, digits)).rstrip("0"))
