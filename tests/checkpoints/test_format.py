@@ -6,7 +6,6 @@ import torch
 from digitlab.checkpoints.format import Checkpoint, load_checkpoint, load_model, save_checkpoint
 from digitlab.errors import CheckpointError
 from digitlab.models import create_model
-from digitlab.training.runs import EpochRecord, History
 
 
 def make_checkpoint(name="cnn"):
@@ -75,30 +74,6 @@ def test_weights_that_do_not_fit_are_rejected(tmp_path):
     save_checkpoint(tmp_path / "c.pt", checkpoint)
     with pytest.raises(CheckpointError, match="do not fit model 'mlp'"):
         load_model(tmp_path / "c.pt")
-
-
-def test_pack_writes_a_slim_checkpoint_and_a_training_record(tmp_path):
-    from digitlab.training.packing import pack_checkpoint
-
-    model, checkpoint = make_checkpoint()
-    optimizer = torch.optim.Adam(model.parameters())
-    model(torch.randn(2, 1, 28, 28)).sum().backward()
-    optimizer.step()  # Adam state doubles the size of a checkpoint
-    checkpoint.optimizer_state = optimizer.state_dict()
-    checkpoint.config = {"recipe": "tutorial", "seed": 1}
-    checkpoint.metrics["history"] = History(epochs=[
-        EpochRecord(epoch=e, samples=100 * e, train_loss=0.5, test_loss=0.4, accuracy=0.99, lr=1.0,
-                    seconds=seconds, images_per_s=40.0) for e, seconds in ((1, 2.5), (2, 3.0))
-    ]).to_dict()
-    save_checkpoint(tmp_path / "full.pt", checkpoint)
-    record = pack_checkpoint(tmp_path / "full.pt", tmp_path / "slim.pt")
-    assert (tmp_path / "slim.pt").stat().st_size < 0.6 * (tmp_path / "full.pt").stat().st_size
-    slim = load_checkpoint(tmp_path / "slim.pt")
-    assert slim.optimizer_state is None and "history" not in slim.metrics
-    assert record["recipe"] == "tutorial" and record["seed"] == 1 and record["train_seconds"] == 5.5
-    assert record["test_accuracy"] == 0.99
-    x = torch.randn(3, 1, 28, 28)
-    assert torch.equal(model.eval()(x), load_model(tmp_path / "slim.pt")[0](x))
 
 
 def test_temperature_travels_and_old_checkpoints_read_as_uncalibrated(tmp_path):

@@ -1,8 +1,8 @@
 """The preprocessing pipelines by name: an image → the 28×28 a model of each data set expects.
 
 `robust` (digits: find, crop and centre the ink, as MNIST was made, with plain views when
-the lighting is in doubt) lives in `views.py`; `plain` (invert, Otsu, crop, 20 px, centre by
-mass) in `plain.py`; `naive` (the tutorial's squash) in `preprocess.py`; `product`
+the lighting is in doubt) lives in `robust/`; `plain` (invert, Otsu, crop, 20 px, centre by
+mass) in `plain.py`; `naive` (the tutorial's squash) in `naive.py`; `product`
 (Fashion-MNIST's recipe) in `products.py`. This registry sits above them all.
 """
 
