@@ -120,17 +120,22 @@ def test_no_ink_gives_no_digit(predictor, kind, grey, seed):
     assert reading.digit is None and reading.reason
 
 
-def test_numbers_are_read_left_to_right(predictor):
+@pytest.mark.parametrize("reader", ["line", "segment"])
+def test_numbers_are_read_left_to_right(predictor, reader):
     canvas = Image.new("L", (760, 280), 255)
     for i, digit in enumerate("7041"):
         canvas.paste(draw(digit, size=(190, 280), box=(30, 40, 160, 240)), (i * 190, 0))
-    number = predictor.read_number(canvas)
+    number = predictor.read_number(canvas, reader=reader)
     assert number.number == "7041" and number.size == canvas.size
     readings = number.digits
     assert "".join(str(r.digit) for r in readings) == "7041"
     assert [r.box[0] for r in readings] == sorted(r.box[0] for r in readings)
     pixels = torch.stack([r.pixels for r in readings])
     assert pixels.shape == (4, 28, 28)
+    for i, r in enumerate(readings):  # each box inside its own digit's cell
+        assert i * 190 + 20 <= r.box[0] < r.box[2] <= i * 190 + 170
+    if reader == "line":
+        return
     # each digit's confidence is calibrated like a single digit's (the split used the raw ones)
     assert torch.allclose(torch.tensor([r.probabilities for r in readings]), predictor.predict(pixels),
                           atol=1e-5)
