@@ -112,11 +112,17 @@ def test_work_over_the_time_budget_is_a_503_and_queued_work_is_dropped(gated):
 
 
 def broken_model_predictor() -> Predictor:
-    """A predictor whose weights are NaN, as a training run gone wrong would leave them."""
+    """A predictor whose weights are NaN, as a training run gone wrong would leave them: its
+    digit model and the line reader it reads numbers with."""
+    from digitlab.models.linenet import LineNet
+    from digitlab.predicting.line_reader import LineReader
+
     predictor = untrained_predictor()
+    line_model = LineNet().eval()
     with torch.no_grad():
-        for parameter in predictor.backend.model.parameters():
+        for parameter in [*predictor.backend.model.parameters(), *line_model.parameters()]:
             parameter.fill_(float("nan"))
+    predictor._line_reader = LineReader(line_model, "nan-line-reader.pt")
     return predictor
 
 

@@ -79,6 +79,8 @@ def load_line_checkpoint(path: str | os.PathLike[str]) -> LineCheckpoint:
     if not isinstance(state, dict) or payload.get("digest") != weights_digest(state):
         raise CheckpointError(f"{path} is damaged: its weights do not match the sha256 digest "
                               "written with them; train or download it again")
+    if non_finite_tensors(state):
+        raise CheckpointError(f"{path} holds weights that are not finite (NaN or inf); train it again")
     return LineCheckpoint(model_args=dict(payload.get("model_args") or {}), state_dict=state,
                           metrics=dict(payload.get("metrics") or {}),
                           training=dict(payload.get("training") or {}))

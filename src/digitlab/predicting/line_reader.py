@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from digitlab.checkpoints.lines import load_line_checkpoint
-from digitlab.errors import CheckpointError
+from digitlab.errors import CheckpointError, ModelOutputNotFinite
 from digitlab.models.linenet import BLANK, STRIDE, Decoded, greedy_decode, steps_for
 from digitlab.predicting.results import DigitReading, NumberReading
 from digitlab.reading.lines import PreparedLine, batch_lines, prepare
@@ -76,9 +76,8 @@ class LineReader:
             pictures, widths = batch_lines([p.pixels for p in chunk])
             log_probs = self.model(torch.from_numpy(pictures)).float()
             if not bool(torch.isfinite(log_probs).all()):
-                from digitlab.errors import ModelOutputNotFinite
-
-                raise ModelOutputNotFinite(f"{self.source} computes numbers that are not finite (NaN or inf)")
+                raise ModelOutputNotFinite(f"{self.source} computes numbers that are not finite (NaN or inf): "
+                                           "the line reader is broken; train or pack it again")
             decoded = greedy_decode(log_probs, steps_for(torch.from_numpy(widths)))
             for i, (p, d) in enumerate(zip(chunk, decoded, strict=True)):
                 out.append(_reading(p, d, log_probs[:, i].exp(), min_confidence, images[start + i].size))
