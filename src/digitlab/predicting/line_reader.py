@@ -76,8 +76,8 @@ class LineReader:
             pictures, widths = batch_lines([p.pixels for p in chunk])
             log_probs = self.model(torch.from_numpy(pictures)).float()
             if not bool(torch.isfinite(log_probs).all()):
-                raise ModelOutputNotFinite(f"{self.source} computes numbers that are not finite (NaN or inf): "
-                                           "the line reader is broken; train or pack it again")
+                raise ModelOutputNotFinite(f"{self.source} computes numbers that are not finite "
+                                           "(NaN or inf): the line reader is broken; train it again")
             decoded = greedy_decode(log_probs, steps_for(torch.from_numpy(widths)))
             for i, (p, d) in enumerate(zip(chunk, decoded, strict=True)):
                 out.append(_reading(p, d, log_probs[:, i].exp(), min_confidence, images[start + i].size))

@@ -243,12 +243,17 @@ def _rules(h: int, w: int, ink: np.ndarray, rng: np.random.Generator, baseline: 
     if rng.random() < baseline:
         y = int(np.clip(bottom + rng.integers(-h // 8, h // 6 + 1), 0, h - thickness))
         rules[y : y + thickness] = 1
-    for edge in ("top", "bottom", "left", "right"):
+    for edge in ("top", "bottom", "left", "right"):  # the field's box, each edge now and then
         if rng.random() < 0.12:
             t = int(rng.integers(1, 3))
-            index = {"top": np.s_[:t], "bottom": np.s_[h - t :],
-                     "left": np.s_[:, :t], "right": np.s_[:, w - t :]}[edge]
-            rules[index] = 1
+            if edge == "top":
+                rules[:t] = 1
+            elif edge == "bottom":
+                rules[h - t :] = 1
+            elif edge == "left":
+                rules[:, :t] = 1
+            else:
+                rules[:, w - t :] = 1
     return rules * rng.uniform(0.3, 1.0)
 
 
