@@ -51,3 +51,19 @@ def _watch(parent: int, sig: int) -> None:
         time.sleep(PARENT_POLL)
     logger.warning("process %d: the process that started it (%d) is gone; stopping", os.getpid(), parent)
     os.kill(os.getpid(), sig)
+
+
+# Worker processes beyond twice the cores only queue for them while each holds its own memory
+# (a classify worker ~330 MB, a study worker more): a typo like --jobs 1000 must not start 1,000.
+MAX_JOBS_PER_CORE = 2
+
+
+def cap_jobs(jobs: int, flag: str = "--jobs") -> int:
+    """`jobs`, or MAX_JOBS_PER_CORE × the cores if that is fewer (with a note saying so)."""
+    cores = os.cpu_count() or 1
+    most = MAX_JOBS_PER_CORE * cores
+    if jobs > most:
+        logger.warning("%s %d: capped at %d (%d × the %d core%s here)", flag, jobs, most,
+                       MAX_JOBS_PER_CORE, cores, "s" if cores > 1 else "")
+        return most
+    return jobs
