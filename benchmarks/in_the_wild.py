@@ -23,9 +23,9 @@ from collections import defaultdict
 from pathlib import Path
 
 from digitlab import data
+from digitlab.batch.stream import FileReading
+from digitlab.predicting.predictor import MIN_CONFIDENCE, Predictor
 from digitlab.reading.images import IMAGE_SUFFIXES, load_image
-from digitlab.reading.predictor import MIN_CONFIDENCE, Predictor
-from digitlab.reading.stream import FileReading
 from digitlab.reports.show import write_show
 from digitlab.writing import wild
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from digitlab import data
-from digitlab.reading.predictor import Predictor
+from digitlab.predicting.predictor import Predictor
 
 BATCHES = (1, 64, 256, 1000)
 

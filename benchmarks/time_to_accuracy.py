@@ -77,8 +77,8 @@ def reference_child(args: argparse.Namespace) -> None:
     from torchvision import datasets, transforms
 
     from digitlab.data import MNIST_MEAN, MNIST_STD, resolve_root
+    from digitlab.devices import resolve_device
     from digitlab.models import create_model
-    from digitlab.training.engine import resolve_device
 
     device = resolve_device(args.device)
     torch.manual_seed(1)

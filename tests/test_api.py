@@ -17,7 +17,7 @@ from PIL import Image
 
 import digitlab
 from digitlab.errors import ImageNotFound, UnsupportedImage
-from digitlab.reading.results import DigitReading, NumberReading
+from digitlab.predicting.results import DigitReading, NumberReading
 from tests.drawing import digit_image, draw_digit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,8 +128,8 @@ def test_files_and_bytes_that_are_not_images_are_refused(model, tmp_path):
 def test_read_takes_a_model_or_its_path(tmp_path, seven):
     import torch
 
+    from digitlab.checkpoints.format import Checkpoint, save_checkpoint
     from digitlab.models import create_model
-    from digitlab.training.checkpoint import Checkpoint, save_checkpoint
 
     torch.manual_seed(0)
     mlp = create_model("mlp")
@@ -145,10 +145,10 @@ def test_an_onnx_file_loads_with_onnxruntime(tmp_path, seven):
     pytest.importorskip("onnxruntime")
     import torch
 
+    from digitlab.checkpoints.format import Checkpoint
     from digitlab.export.exporter import export_model
     from digitlab.models import create_model
-    from digitlab.reading.backends import OnnxBackend
-    from digitlab.training.checkpoint import Checkpoint
+    from digitlab.predicting.backends import OnnxBackend
 
     mlp = create_model("mlp").eval()
     checkpoint = Checkpoint(model_name="mlp", model_args={}, state_dict=mlp.state_dict())
@@ -193,3 +193,12 @@ def test_only_the_service_imports_the_web_server_packages():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
             offenders += [f"{path.relative_to(SRC)}: {n}" for n in names if n.split(".")[0] in WEB]
     assert not offenders
+
+
+def test_load_uses_one_torch_thread_unless_told():
+    code = ("import torch, digitlab; torch.set_num_threads(2); digitlab.load(); a = torch.get_num_threads(); "
+            "digitlab.load(threads=None); b = torch.get_num_threads(); digitlab.load(threads=2); "
+            "print(a, b, torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(SRC)}).stdout.split()
+    assert out == ["1", "1", "2"]

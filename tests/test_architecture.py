@@ -1,4 +1,5 @@
-"""The tree is the architecture: no import cycles (lazy imports included), small modules and functions."""
+"""The tree is the architecture: packages that depend one way, no import cycles (lazy imports
+included), small modules and functions."""
 
 from __future__ import annotations
 
@@ -10,6 +11,28 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
+
+# The packages (and top-level modules) of digitlab, lowest first: each may import only those on
+# earlier lines, never a later one nor another on its own line. `digitlab` itself (the public
+# API) and `__main__` sit above them all; anyone may read `digitlab.__version__`.
+LAYERS = [
+    ("errors",),
+    ("files",),
+    ("processes",),  # child processes that stop with their parent; the --jobs cap
+    ("devices",),
+    ("data",),
+    ("models",),
+    ("checkpoints",),  # the checkpoint format and its integrity checks
+    ("reading",),  # an image → the 28×28 views a model sees; numbers split into digits
+    ("predicting",),  # the model wrapper: Predictor, its backends, the readings it returns
+    ("writing",),  # synthetic handwriting, normalised by reading's pipeline
+    ("batch",),  # classify's files, workers, streams and outputs
+    ("training",),
+    ("reports",),
+    ("export", "service", "studies"),
+    ("cli",),
+    ("__main__",),
+]
 
 
 def modules() -> dict[str, Path]:
@@ -62,6 +85,50 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         if node not in state and (cycle := visit(node)):
             return cycle
     return None
+
+
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the package `module` belongs to (the root is above them all)."""
+    parts = module.split(".")
+    if len(parts) == 1:
+        return len(LAYERS)
+    for index, names in enumerate(LAYERS):
+        if parts[1] in names:
+            return index
+    raise AssertionError(f"{module} belongs to no layer: add its package to LAYERS")
+
+
+def package_of(module: str) -> str:
+    return module.split(".")[1] if "." in module else module
+
+
+def test_layers_name_every_package():
+    for name in modules():
+        layer_of(name)
+
+
+def test_packages_depend_one_way():
+    known = modules()
+    upward = []
+    for name, path in known.items():
+        for target in imports_of(name, path, known):
+            if target == "digitlab" and name != "digitlab":
+                continue  # `from digitlab import __version__` (checked below: nothing else)
+            same_package = package_of(target) == package_of(name)
+            if not same_package and layer_of(target) >= layer_of(name):
+                upward.append(f"{name} imports {target}")
+    assert not upward, "imports against the layers (tests/test_architecture.py LAYERS):\n" + "\n".join(upward)
+
+
+def test_only_the_version_is_read_from_the_root():
+    for name, path in modules().items():
+        if name == "digitlab":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "digitlab" and not node.level:
+                taken = {a.name for a in node.names} - {"__version__"}
+                known = all(f"digitlab.{n}" in modules() for n in taken)
+                assert known, f"{name} imports {taken} from digitlab"
 
 
 def test_no_import_cycles():

@@ -62,7 +62,7 @@ def test_an_output_file_appears_whole_or_not_at_all(capsys, folder, tmp_path, mo
     assert run(capsys, "classify", folder, "--jsonl", "--output", tmp_path / "out.jsonl")[0] == 1
     assert (tmp_path / "out.jsonl").read_text() == out and os.listdir(tmp_path) == ["out.jsonl"]
 
-    from digitlab.reading import stream
+    from digitlab.batch import stream
 
     def interrupted(*args):
         raise KeyboardInterrupt

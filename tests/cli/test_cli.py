@@ -145,7 +145,7 @@ def test_classify_uses_the_packaged_model_by_default(capsys, tmp_path):
 
 
 def test_classify_without_any_model_says_what_to_do(capsys, monkeypatch, tmp_path):
-    monkeypatch.setattr("digitlab.reading.predictor.DEFAULT_MODEL", tmp_path / "missing.pt")
+    monkeypatch.setattr("digitlab.predicting.predictor.DEFAULT_MODEL", tmp_path / "missing.pt")
     one_line_error(capsys, "classify", "x.png", match="--model")
 
 

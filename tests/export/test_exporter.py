@@ -5,12 +5,12 @@ import json
 import pytest
 import torch
 
+from digitlab.checkpoints.format import load_model
 from digitlab.data import load_split
 from digitlab.errors import DigitlabError
 from digitlab.export.exporter import ExportError, export_model
-from digitlab.reading.backends import OnnxBackend
-from digitlab.reading.predictor import Predictor
-from digitlab.training.checkpoint import load_model
+from digitlab.predicting.backends import OnnxBackend
+from digitlab.predicting.predictor import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +39,9 @@ def test_onnx_export_reproduces_pytorch_and_runs_any_batch_size(tiny_run, digits
 def test_an_onnx_export_knows_its_data_set_and_so_its_preprocessing(tmp_path):
     import dataclasses
 
+    from digitlab.checkpoints.format import Checkpoint
     from digitlab.data import FASHION_MNIST
     from digitlab.models import create_model
-    from digitlab.training.checkpoint import Checkpoint
 
     model = create_model("mlp").eval()
     checkpoint = Checkpoint(model_name="mlp", model_args={}, state_dict=model.state_dict())
@@ -107,7 +107,7 @@ def test_cli_exports_and_classifies_with_onnxruntime(tiny_run, mnist_root, tmp_p
 def test_an_export_applies_the_checkpoints_temperature_like_pytorch(tiny_run, digits, tmp_path):
     import dataclasses
 
-    from digitlab.training.checkpoint import save_checkpoint
+    from digitlab.checkpoints.format import save_checkpoint
 
     pixels, _ = digits
     model, checkpoint = load_model(tiny_run / "best.pt")

@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 import digitlab
+from digitlab.checkpoints.format import DEFAULT_MODEL
+from digitlab.checkpoints.integrity import weights_digest
 from digitlab.cli import main
 from digitlab.errors import CheckpointError
-from digitlab.training.checkpoint import DEFAULT_MODEL
-from digitlab.training.integrity import weights_digest
 
 pytestmark = pytest.mark.faults
 

@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
+from digitlab.checkpoints.format import load_checkpoint
 from digitlab.cli import main
-from digitlab.training.checkpoint import load_checkpoint
 from tests.faults.test_model_faults import flip_bits_inside_a_tensor, one_line_error
 
 pytestmark = pytest.mark.faults

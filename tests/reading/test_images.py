@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageOps
 
 import digitlab.reading.images
-import digitlab.reading.preprocess
+import digitlab.reading.robust.centring
 from digitlab.errors import ImageError, ImageNotFound, ImageTooLarge, UnreadableImage, UnsupportedImage
 from digitlab.reading.images import load_image
 from digitlab.reading.pipelines import preprocess
@@ -23,7 +23,7 @@ from tests.drawing import digit_image, similarity
 
 def test_the_loading_names_have_one_home():
     for name in ("IMAGE_SUFFIXES", "MAX_PIXELS", "ImageSource", "load_image"):
-        assert hasattr(digitlab.reading.images, name) and not hasattr(digitlab.reading.preprocess, name)
+        assert hasattr(digitlab.reading.images, name) and not hasattr(digitlab.reading.robust.centring, name)
 
 
 # ---------------------------------------------------------------- loading: every format

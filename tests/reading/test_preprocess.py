@@ -14,9 +14,10 @@ from PIL import Image, ImageDraw, ImageOps
 from scipy import ndimage
 
 from digitlab.errors import ConfigError
-from digitlab.reading.ink import ink_map
+from digitlab.reading.naive import preprocess_naive
 from digitlab.reading.pipelines import DEFAULT_PIPELINE, PIPELINES, preprocess
-from digitlab.reading.preprocess import normalise_digit, preprocess_naive
+from digitlab.reading.robust.centring import normalise_digit
+from digitlab.reading.robust.find_ink import ink_map
 from tests.drawing import DIGITS, digit_image, shadowed_photo, similarity, soft_scan, table_edge_photo
 
 
@@ -123,7 +124,7 @@ def test_the_quick_first_look_gives_what_the_full_look_gives(kind, monkeypatch):
     image = digit_image(kind, size=280, stroke=18)  # a typical canvas drawing
     quick = preprocess(image)
     assert quick.steps["work_scale"] < 1  # it was read from the small copy
-    monkeypatch.setattr("digitlab.reading.preprocess.QUICK_SIZE", 10_000)  # no quick look
+    monkeypatch.setattr("digitlab.reading.robust.centring.QUICK_SIZE", 10_000)  # no quick look
     full = preprocess(image)
     assert full.steps["work_scale"] == 1
     assert similarity(quick.pixels, full.pixels) > 0.97

@@ -11,8 +11,8 @@ import torch
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from digitlab.reading.ink import WORK_SIZE, ink_map
 from digitlab.reading.pipelines import preprocess
+from digitlab.reading.robust.find_ink import WORK_SIZE, ink_map
 from digitlab.reading.segment import DigitCrop, find_digits, segment_number
 from tests.drawing import digit_image, draw_digit, similarity
 

@@ -1,6 +1,7 @@
 import numpy as np
 
-from digitlab.reports.plots import plot_confusion, plot_performance, save_figure
+from digitlab.reports.plots import plot_performance, save_figure
+from digitlab.training.figures import plot_confusion
 from digitlab.training.runs import load_run
 
 

@@ -18,8 +18,8 @@ from digitlab.reports.html import write_html_report
 from digitlab.reports.metrics import per_class_report
 from digitlab.reports.plots import plot_digits, plot_reliability
 from digitlab.reports.report import build_report, find_confused_pairs, find_mistakes, load_wild
-from digitlab.training.checkpoint import pack_checkpoint
 from digitlab.training.config import DataConfig
+from digitlab.training.packing import pack_checkpoint
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -235,7 +235,7 @@ def test_the_report_knows_whether_the_run_held_its_validation_images_out(data, h
 
 def test_pack_calibrate_stores_the_temperature_and_a_repack_keeps_the_record(
         tiny_run, mnist_root, tmp_path, capsys):
-    from digitlab.training.checkpoint import load_checkpoint
+    from digitlab.checkpoints.format import load_checkpoint
 
     packed = tmp_path / "model.pt"
     code = main(["pack", str(tiny_run / "best.pt"), "--out", str(packed), "--calibrate",

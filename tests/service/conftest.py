@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from digitlab.reading.predictor import Predictor
+from digitlab.predicting.predictor import Predictor
 from tests.service.helpers import untrained_predictor
 
 

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from PIL import Image
 
+from digitlab.checkpoints.format import Checkpoint
 from digitlab.models import create_model
-from digitlab.reading.predictor import Predictor
-from digitlab.training.checkpoint import Checkpoint
+from digitlab.predicting.predictor import Predictor
 from tests.drawing import digit_image, draw_digit
 
 MB = 1024 * 1024

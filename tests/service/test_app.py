@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from PIL import Image
 from schemathesis.checks import not_a_server_error
 
-from digitlab.reading.predictor import Predictor
+from digitlab.predicting.predictor import Predictor
 from digitlab.service import ServiceSettings, create_app, get_predictor
 from tests.drawing import digit_image
 from tests.service.helpers import (

@@ -12,7 +12,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from digitlab.reading.predictor import Predictor
+from digitlab.predicting.predictor import Predictor
 from digitlab.service import ServiceSettings, create_app
 from tests.service.helpers import RAW, SEVEN, number_image, png, untrained_predictor
 
@@ -133,9 +133,9 @@ def test_a_model_that_answers_nan_is_a_server_error_never_a_nan(path, image):
 def test_serve_refuses_a_model_that_answers_nan_before_listening(tmp_path, monkeypatch):
     import uvicorn
 
+    from digitlab.checkpoints.format import save_checkpoint
     from digitlab.errors import CheckpointError
     from digitlab.service import serve
-    from digitlab.training.checkpoint import save_checkpoint
 
     monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("uvicorn started"))
     broken = broken_model_predictor()

@@ -44,7 +44,20 @@ def test_metrics_count_requests_by_route_and_status_and_describe_the_model():
     assert value(found, "digitlab_image_jobs_running") == 0
     (model,) = [dict(ls) for (n, ls), v in found.items() if n == "digitlab_model_info" and v == 1]
     assert model["name"] == "mlp" and model["recipe"] == "tutorial-mlp" and model["dataset"] == "mnist"
-    assert re.fullmatch(r"[0-9a-f]{16}", model["sha256"])
+    assert re.fullmatch(r"[0-9a-f]{64}", model["sha256"])
+
+
+def test_the_model_digest_is_the_one_written_in_its_checkpoint():
+    import torch
+
+    from digitlab.checkpoints.format import DEFAULT_MODEL, DIGEST
+    from digitlab.predicting.predictor import Predictor
+
+    written = torch.load(DEFAULT_MODEL, map_location="cpu", weights_only=True)[DIGEST]
+    with TestClient(create_app(ServiceSettings(), Predictor.load())) as client:
+        found = samples(client.get("/metrics").text)
+    (model,) = [dict(ls) for (n, ls), v in found.items() if n == "digitlab_model_info" and v == 1]
+    assert model["sha256"] == written
 
 
 @pytest.mark.slow

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from digitlab.reading.predictor import Predictor
+from digitlab.checkpoints.format import DEFAULT_MODEL
+from digitlab.predicting.predictor import Predictor
 from digitlab.service import ServiceSettings, create_app
-from digitlab.training.checkpoint import DEFAULT_MODEL
 from tests.drawing import digit_image
 
 CHROMIUM = Path("/usr/bin/chromium")

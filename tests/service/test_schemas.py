@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from digitlab.reading.results import DigitReading, NumberReading
+from digitlab.predicting.results import DigitReading, NumberReading
 from digitlab.service.schemas import NumberDigit, NumberPrediction, Prediction
 
 

@@ -8,11 +8,11 @@ import os
 import pytest
 from fastapi.testclient import TestClient
 
+from digitlab.checkpoints.format import save_checkpoint
 from digitlab.errors import CheckpointError
 from digitlab.service import ServiceSettings, create_app, serve
 from digitlab.service.metrics import MULTIPROCESS_ENV
 from digitlab.service.protocol import LIMITS_KEY, PROTOCOL, ConnectionLimits
-from digitlab.training.checkpoint import save_checkpoint
 from tests.drawing import digit_image
 from tests.service.helpers import RAW, SEVEN, png
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
+from digitlab.checkpoints.format import load_model
 from digitlab.models import create_model
-from digitlab.training.checkpoint import load_model
 from digitlab.training.distributed import Distributed, weights_checksum
 
 TRAIN = ["train", "--recipe", "tutorial-mlp", "--epochs", "2", "--train-limit", "4000",

@@ -1,8 +1,9 @@
 import torch
 
 from digitlab.data.loader import TensorLoader
+from digitlab.devices import resolve_device
 from digitlab.models import create_model
-from digitlab.training.engine import evaluate, resolve_device, train_one_epoch
+from digitlab.training.engine import evaluate, train_one_epoch
 from tests.conftest import make_fake_images
 
 

@@ -64,7 +64,7 @@ def test_the_fp16_loss_scale_travels_in_the_checkpoint_state():
 @needs_cuda
 @pytest.mark.parametrize("mode", ["bf16", "fp16"])
 def test_a_tiny_run_with_amp_on_cuda_learns_and_resumes(mode, mnist_root, tmp_path):
-    from digitlab.training.checkpoint import load_checkpoint
+    from digitlab.checkpoints.format import load_checkpoint
 
     if mode == "bf16" and not torch.cuda.is_bf16_supported():
         pytest.skip("this GPU has no bf16")

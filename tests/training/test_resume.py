@@ -7,9 +7,9 @@ import logging
 import pytest
 import torch
 
+from digitlab.checkpoints.format import load_checkpoint
 from digitlab.errors import ConfigError
 from digitlab.training import trainer
-from digitlab.training.checkpoint import load_checkpoint
 from digitlab.training.config import DataConfig, TrainConfig
 from digitlab.training.resume import remove_stale_temp_files
 from digitlab.training.runs import load_run

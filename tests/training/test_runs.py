@@ -120,14 +120,16 @@ def test_a_folder_that_is_no_run_says_so(tmp_path):
 def test_the_checkpoint_keeps_the_history_and_remembers_its_run(tmp_path):
     import torch
 
-    from digitlab.training.checkpoint import DEFAULT_MODEL, Checkpoint, load_checkpoint, read_training_record
+    from digitlab.checkpoints.format import DEFAULT_MODEL, Checkpoint, load_checkpoint
+    from digitlab.training.packing import read_training_record
+    from digitlab.training.runs import checkpoint_history, checkpoint_run_record
 
     run = record(tmp_path)
     checkpoint = Checkpoint(model_name="mlp", model_args={}, state_dict={"w": torch.zeros(1)},
                             config=run.config.to_dict(), metrics={"history": run.history.to_dict()})
-    assert checkpoint.history == run.history
-    assert checkpoint.run_record(tmp_path) == RunRecord(path=tmp_path, config=run.config,
+    assert checkpoint_history(checkpoint) == run.history
+    assert checkpoint_run_record(checkpoint, tmp_path) == RunRecord(path=tmp_path, config=run.config,
                                                         history=run.history)
     shipped = load_checkpoint(DEFAULT_MODEL)  # packed: no history, a training record beside it
-    assert shipped.run_record(DEFAULT_MODEL.parent) is None
+    assert checkpoint_run_record(shipped, DEFAULT_MODEL.parent) is None
     assert read_training_record(DEFAULT_MODEL)["recipe"] == "robust"

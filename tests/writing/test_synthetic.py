@@ -17,7 +17,7 @@ def test_printed_digits_are_mnist_like_and_reproducible():
 
 def test_redrawn_digits_keep_their_labels_and_look_like_what_the_model_sees(mnist_root):
     from digitlab.data import load_split
-    from digitlab.reading.predictor import Predictor
+    from digitlab.predicting.predictor import Predictor
     from digitlab.writing.synthetic import redrawn_digits
 
     images, labels = load_split(mnist_root, train=True, limit=500)
@@ -36,7 +36,7 @@ def test_redrawn_digits_keep_their_labels_and_look_like_what_the_model_sees(mnis
 
 def test_styled_digits_are_reproducible_mnist_shaped_and_still_their_digits(mnist_root):
     from digitlab.data import load_split
-    from digitlab.reading.predictor import Predictor
+    from digitlab.predicting.predictor import Predictor
     from digitlab.writing.synthetic import styled_digits
 
     images, labels = load_split(mnist_root, train=True, limit=500)

@@ -9,7 +9,7 @@ import argparse
 import os
 from collections.abc import Callable
 
-from digitlab.training.config import DEVICES
+from digitlab.devices import DEVICES
 
 
 def positive_int(text: str) -> int:

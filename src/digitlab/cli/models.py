@@ -36,7 +36,7 @@ digitlab export model.pt --format torchscript --out model.ts --input uint8
 
 
 def cmd_pack(args: argparse.Namespace) -> int:
-    from digitlab.training.checkpoint import pack_checkpoint
+    from digitlab.training.packing import pack_checkpoint
 
     calibration = None
     if args.calibrate:
@@ -58,9 +58,9 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from digitlab.checkpoints.format import load_model
     from digitlab.data import get_dataset, load_split, resolve_root
     from digitlab.export.exporter import export_model
-    from digitlab.training.checkpoint import load_model
 
     model, checkpoint = load_model(args.checkpoint, "cpu")
     spec = get_dataset(checkpoint.dataset)

@@ -17,10 +17,10 @@ from digitlab.cli.args import Command, positive_int, probability, shows_progress
 from digitlab.errors import ConfigError, DigitlabError
 
 if TYPE_CHECKING:  # the parser is built without torch: reading modules are imported when run
-    from digitlab.reading.inputs import Input
-    from digitlab.reading.outputs import ResultWriter
-    from digitlab.reading.predictor import Predictor
-    from digitlab.reading.stream import FileReading
+    from digitlab.batch.inputs import Input
+    from digitlab.batch.outputs import ResultWriter
+    from digitlab.batch.stream import FileReading
+    from digitlab.predicting.predictor import Predictor
 
 IN_PROCESS_BELOW = 64  # fewer files than this are read in this process: workers take ~1 s to start
 
@@ -87,7 +87,7 @@ class Run:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from digitlab.reading.stream import StreamOptions, classify_stream, worker_pool
+    from digitlab.batch.stream import StreamOptions, classify_stream, worker_pool
 
     fmt, run = output_format(args), Run()
     inputs, total = classify_inputs(args, run)
@@ -119,8 +119,8 @@ def output_format(args: argparse.Namespace) -> str:
 def classify_inputs(args: argparse.Namespace, run: Run) -> tuple[Iterable[Input], int | None]:
     """The files to read (without those --resume finds done) and how many, when known: a list
     from --from-file is read as it comes, so its length is not."""
-    from digitlab.reading.inputs import InputProblem, iter_inputs, read_path_list
-    from digitlab.reading.outputs import read_done
+    from digitlab.batch.inputs import InputProblem, iter_inputs, read_path_list
+    from digitlab.batch.outputs import read_done
 
     if not args.images and not args.from_file:
         raise ConfigError("give images, folders or globs to classify, or --from-file LIST")
@@ -153,7 +153,7 @@ def open_path_list(name: str) -> IO[str]:
 
 def worker_count(jobs: int | None, total: int | None) -> int:
     """--jobs, else one per core; a handful of files is read in this process."""
-    from digitlab.reading.workers import default_jobs
+    from digitlab.batch.workers import default_jobs
 
     if total is not None and total < IN_PROCESS_BELOW and jobs is None:
         return 1
@@ -166,8 +166,8 @@ def load_predictor(model: str | None, backend: str, device: str = "cpu",
     more would wait on each other, as batches of 28×28 are small)."""
     import torch
 
-    from digitlab.reading.predictor import Predictor
-    from digitlab.training.engine import resolve_device
+    from digitlab.devices import resolve_device
+    from digitlab.predicting.predictor import Predictor
 
     if threads:
         torch.set_num_threads(threads)
@@ -216,7 +216,7 @@ def _is_write_error(error: OSError, path: Path | None) -> bool:
 
 def result_writer(stream: IO[str], fmt: str, args: argparse.Namespace, predictor: Predictor,
                   header: bool) -> ResultWriter:
-    from digitlab.reading.outputs import ResultWriter
+    from digitlab.batch.outputs import ResultWriter
 
     nothing = "no digit" if predictor.reads_digits else "nothing recognised"
     return ResultWriter(stream, fmt, number=args.number, show=bool(args.show), nothing=nothing,

@@ -103,11 +103,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from digitlab.reports.plots import write_run_plot
     from digitlab.training.trainer import train
 
     config, data_cfg, run_dir = resumed(args) if args.resume else configured(args)
     record = train(config, data_cfg, run_dir, resume=bool(args.resume))  # refuses other settings
     if int(os.environ.get("RANK", "0")) == 0:
+        write_run_plot(record)
         print(describe(record))
     return 0
 

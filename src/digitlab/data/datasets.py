@@ -48,7 +48,7 @@ class DatasetSpec:
     torchvision_args: dict[str, Any] = field(default_factory=dict)
     transposed: bool = False  # images stored transposed (EMNIST); flipped back when converted
     digits: bool = True  # the classes are the digits 0-9: numbers can be read
-    pipeline: str = "robust"  # how `classify` turns a user's image into 28×28 (digitlab.reading.preprocess)
+    pipeline: str = "robust"  # how `classify` turns a user's image into 28×28 (digitlab.reading.pipelines)
     about: str = ""
 
     def mirrors(self) -> tuple[str, ...]:

@@ -22,13 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from digitlab.checkpoints.format import Checkpoint
 from digitlab.data.normalise import normalise
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.files import atomic_path
 from digitlab.models.temperature import apply_temperature
-from digitlab.reading.backends import onnx_session
-from digitlab.reading.predictor import PREDICT_BATCH
-from digitlab.training.checkpoint import Checkpoint
+from digitlab.predicting.backends import onnx_session
+from digitlab.predicting.predictor import PREDICT_BATCH
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class ExportError(DigitlabError):
 
 class Exportable(nn.Module):
     """`model` with its normalisation, temperature and softmax inside: N×28×28 pixels → N×C
-    probabilities, the same numbers as Predictor.predict (digitlab.reading.backends.TorchBackend)."""
+    probabilities, the same numbers as Predictor.predict (digitlab.predicting.backends.TorchBackend)."""
 
     def __init__(self, model: nn.Module, mean: float, std: float, input_dtype: str = "float",
                  temperature: float = 1.0) -> None:

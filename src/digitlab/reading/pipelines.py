@@ -13,10 +13,11 @@ from collections.abc import Callable
 from PIL import Image
 
 from digitlab.errors import ConfigError
+from digitlab.reading.canvas import Prepared
+from digitlab.reading.naive import preprocess_naive
 from digitlab.reading.plain import preprocess_plain
-from digitlab.reading.preprocess import Prepared, preprocess_naive
 from digitlab.reading.products import preprocess_product
-from digitlab.reading.views import preprocess_robust
+from digitlab.reading.robust.views import preprocess_robust
 
 PIPELINES: dict[str, Callable[[Image.Image], Prepared]] = {
     "naive": preprocess_naive, "plain": preprocess_plain, "robust": preprocess_robust,

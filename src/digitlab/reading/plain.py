@@ -3,7 +3,7 @@
 Grayscale; invert when the border is light; Otsu threshold; crop to the ink; scale the longer
 side to 20 px (area averaging); paste into 28×28 with the centre of mass at the middle. No
 lighting correction, no speck removal, no stroke thickening: what it gets right, it gets right
-by doing almost nothing, which is why `robust` falls back on it (see reading.views).
+by doing almost nothing, which is why `robust` falls back on it (see reading.robust.views).
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
+from digitlab.reading.canvas import CANVAS, CENTRE, DIGIT_SIZE, Prepared
 from digitlab.reading.images import to_grayscale
-from digitlab.reading.ink import MIN_CONTRAST, otsu, paper_plane
-from digitlab.reading.preprocess import CANVAS, CENTRE, DIGIT_SIZE, Prepared
+from digitlab.reading.measures import otsu
+from digitlab.reading.robust.find_ink import MIN_CONTRAST
+from digitlab.reading.robust.lighting import paper_plane
 
 BORDER = 0.05  # the outer 5% of each side says what the paper looks like
 
@@ -24,7 +26,7 @@ def plain_ink(gray: np.ndarray, level_light: bool = False) -> tuple[np.ndarray, 
     """Ink-bright floats (paper 0) above an Otsu threshold, and what was found.
 
     With `level_light`, a plane fitted to the paper is taken off first (uneven light on a
-    digit that fills its frame; `reading.views` uses this as one of robust's views).
+    digit that fills its frame; `reading.robust.views` uses this as one of robust's views).
     """
     h, w = gray.shape
     band = max(1, round(BORDER * min(h, w)))
@@ -45,7 +47,7 @@ def plain_ink(gray: np.ndarray, level_light: bool = False) -> tuple[np.ndarray, 
 
 
 def otsu_level(values: np.ndarray, bins: int = 256) -> float:
-    """The level that best splits `values` in two (reading.ink.otsu on a `bins`-bin histogram)."""
+    """The level that best splits `values` in two (reading.measures.otsu on a `bins`-bin histogram)."""
     hist, edges = np.histogram(values, bins=bins, range=(0.0, float(values.max()) + 1e-6))
     return float(edges[1 + otsu(hist)])
 

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from digitlab.reading.canvas import CANVAS, Prepared
 from digitlab.reading.images import to_grayscale
-from digitlab.reading.preprocess import CANVAS, Prepared
 
 BORDER = 0.04  # the outer 4% of each side is taken as background
 MIN_CONTRAST = 0.06  # an object differs from the background by at least this much somewhere

@@ -19,8 +19,10 @@ import torch
 from PIL import Image
 from scipy import ndimage
 
-from digitlab.reading.ink import EIGHT, WORK_SIZE, ink_map, to_original
-from digitlab.reading.preprocess import CANVAS, normalise_digit
+from digitlab.reading.canvas import CANVAS
+from digitlab.reading.measures import EIGHT
+from digitlab.reading.robust.centring import normalise_digit
+from digitlab.reading.robust.find_ink import WORK_SIZE, ink_map, to_original
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from digitlab.devices import resolve_device
 from digitlab.models.temperature import apply_temperature, fit_temperature
 from digitlab.reports.evaluation import load_evaluated_model
 from digitlab.reports.report import (
@@ -22,7 +23,6 @@ from digitlab.reports.report import (
     validation_split,
 )
 from digitlab.training.config import DataConfig
-from digitlab.training.engine import resolve_device
 
 
 def fit_checkpoint_temperature(

@@ -11,16 +11,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from digitlab.checkpoints.format import Checkpoint, load_model
+from digitlab.checkpoints.integrity import check_finite_outputs
 from digitlab.data import DatasetSpec, get_dataset, load_split
 from digitlab.data.loader import TensorLoader
+from digitlab.devices import resolve_device
 from digitlab.errors import CheckpointError
 from digitlab.files import output_dir, write_json
 from digitlab.reports.metrics import most_confused, per_class_report
-from digitlab.reports.plots import plot_confusion, save_figure
-from digitlab.training.checkpoint import Checkpoint, load_model
+from digitlab.reports.plots import save_figure
 from digitlab.training.config import DataConfig
-from digitlab.training.engine import EvalStats, evaluate, resolve_device
-from digitlab.training.integrity import check_finite_outputs
+from digitlab.training.engine import EvalStats, evaluate
+from digitlab.training.figures import plot_confusion
 
 logger = logging.getLogger(__name__)
 

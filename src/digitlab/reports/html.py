@@ -21,7 +21,8 @@ from PIL import Image
 from digitlab import __version__
 from digitlab.files import atomic_path, output_dir, write_json, write_text
 from digitlab.reports.calibration import ECE_BINS
-from digitlab.reports.plots import plot_confusion, plot_digits, plot_performance, plot_reliability
+from digitlab.reports.plots import plot_digits, plot_performance, plot_reliability
+from digitlab.training.figures import plot_confusion
 
 if TYPE_CHECKING:
     from digitlab.reports.report import Example, Report

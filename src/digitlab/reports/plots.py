@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib
@@ -15,7 +16,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from digitlab.files import atomic_path  # noqa: E402
-from digitlab.training.runs import RunRecord  # noqa: E402
+from digitlab.training.runs import PLOT, RunRecord  # noqa: E402
 
 if TYPE_CHECKING:
     from digitlab.reports.calibration import Reliability
@@ -68,26 +69,6 @@ def plot_performance(
     return fig
 
 
-def plot_confusion(confusion: np.ndarray, classes: Sequence[str], title: str = "") -> Figure:
-    """Confusion matrix with counts; rows are true classes, columns predictions."""
-    confusion = np.asarray(confusion)
-    fig = Figure(figsize=(6.5, 5.5), layout="constrained")
-    ax = fig.subplots()
-    shown = np.log1p(confusion)  # log scale so the few errors are visible beside the diagonal
-    image = ax.imshow(shown, cmap="Blues")
-    ticks = range(len(classes))
-    ax.set_xticks(ticks, classes, rotation=45 if max(map(len, classes)) > 2 else 0)
-    ax.set_yticks(ticks, classes)
-    ax.set(xlabel="predicted", ylabel="true", title=title or "Confusion matrix")
-    threshold = shown.max() / 2
-    for (i, j), count in np.ndenumerate(confusion):
-        if count:
-            colour = "white" if shown[i, j] > threshold else "black"
-            ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=colour)
-    fig.colorbar(image, ax=ax, label="log(1 + count)")
-    return fig
-
-
 def plot_reliability(panels: Sequence[tuple[str, Reliability]]) -> Figure:
     """Reliability diagrams side by side: accuracy per confidence bin against the diagonal
     (the gap to it shaded), ECE in each title, and below each the bin sizes (log scale)."""
@@ -137,6 +118,13 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> No
     """Save `fig` as PNG atomically."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
+
+
+def write_run_plot(record: RunRecord) -> Path:
+    """Save a run's performance plot (`plot_performance`) into its folder; return its path."""
+    path = record.path / PLOT
+    save_figure(plot_performance([record]), path)
+    return path
 
 
 def plot_prediction(

@@ -19,18 +19,20 @@ from typing import Any
 import torch
 from torch import nn
 
+from digitlab.checkpoints.format import Checkpoint
+from digitlab.checkpoints.integrity import check_finite_outputs
 from digitlab.data import VALIDATION_SIZE, DatasetSpec, load_split, split_validation
 from digitlab.data.loader import TensorLoader
+from digitlab.devices import resolve_device
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.models.temperature import apply_temperature, fit_temperature
 from digitlab.reports import calibration
 from digitlab.reports.evaluation import EvaluationReport, load_evaluated_model
 from digitlab.reports.metrics import most_confused
-from digitlab.training.checkpoint import Checkpoint, read_training_record
 from digitlab.training.config import DataConfig
-from digitlab.training.engine import EvalStats, evaluate, resolve_device
-from digitlab.training.integrity import check_finite_outputs
-from digitlab.training.runs import CONFIG, METRICS, RunRecord, load_run
+from digitlab.training.engine import EvalStats, evaluate
+from digitlab.training.packing import read_training_record
+from digitlab.training.runs import CONFIG, METRICS, RunRecord, checkpoint_run_record, load_run
 
 logger = logging.getLogger(__name__)
 
@@ -198,7 +200,7 @@ def find_run(path: Path, checkpoint: Checkpoint) -> RunRecord | None:
         except DigitlabError as e:
             logger.warning("ignoring the run folder: %s", e)
     try:
-        return checkpoint.run_record(path.parent)
+        return checkpoint_run_record(checkpoint, path.parent)
     except DigitlabError as e:
         logger.warning("ignoring the checkpoint's training history: %s", e)
         return None

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.reading.results import DigitReading, NumberReading
-from digitlab.reading.stream import FileReading
+from digitlab.batch.stream import FileReading
+from digitlab.predicting.results import DigitReading, NumberReading
 from digitlab.reports.plots import plot_prediction, save_figure
 
 
@@ -42,7 +42,7 @@ def write_show(result: FileReading, classes: Sequence[str], folder: Path, index:
 
 def _how_seen(digits: Sequence[DigitReading]) -> str:
     """A second title line: which of robust's views the model answered from and why
-    (reading.views), or how many edges running into the frame were ignored; else nothing."""
+    (reading.robust.views), or how many edges running into the frame were ignored; else nothing."""
     steps = (digits[0].preprocess or {}) if len(digits) == 1 else {}
     views = steps.get("views")
     if views and "chosen" in views:

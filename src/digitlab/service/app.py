@@ -10,7 +10,6 @@ import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-import torch
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -19,7 +18,8 @@ from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
 
 from digitlab import __version__
-from digitlab.reading.predictor import Predictor
+from digitlab.checkpoints.integrity import weights_digest
+from digitlab.predicting.predictor import Predictor
 from digitlab.service.errors import install_error_handlers
 from digitlab.service.jobs import ImageJobs
 from digitlab.service.metrics import ServiceMetrics, forget_process
@@ -113,17 +113,9 @@ def with_script_hashes(page: HTMLResponse) -> HTMLResponse:
 def model_labels(predictor: Predictor) -> dict[str, str]:
     """What /metrics says about the model: its name, data set, recipe, weights digest, version."""
     checkpoint = predictor.checkpoint
-    digest = weights_digest(checkpoint.state_dict)[:16] if checkpoint else ""
+    # The checkpoint's own digest (checkpoints.integrity), the one written in its file.
+    digest = weights_digest(checkpoint.state_dict) if checkpoint else ""
     return {"name": checkpoint.model_name if checkpoint else "?", "dataset": predictor.dataset,
             "recipe": str(checkpoint.config.get("recipe", "")) if checkpoint else "",
             "sha256": digest, "digitlab_version": checkpoint.digitlab_version if checkpoint else ""}
 
-
-def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
-    """sha256 over the tensors' names and bytes: the same weights give the same id, whatever file
-    they came from."""
-    digest = hashlib.sha256()
-    for name in sorted(state_dict):
-        digest.update(name.encode())
-        digest.update(state_dict[name].detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from digitlab.reading.predictor import Predictor
+from digitlab.predicting.predictor import Predictor
 from digitlab.service.errors import ApiError
 from digitlab.service.jobs import ImageJobs
 from digitlab.service.settings import ServiceSettings

@@ -20,8 +20,8 @@ from PIL import Image
 
 from digitlab import __version__
 from digitlab.errors import DigitlabError, ModelOutputNotFinite
+from digitlab.predicting.predictor import Predictor
 from digitlab.reading.images import header_pixels
-from digitlab.reading.predictor import Predictor
 from digitlab.service.deps import JobsDep, PredictorDep, SettingsDep
 from digitlab.service.errors import ApiError
 from digitlab.service.jobs import ImageJobs
@@ -93,7 +93,7 @@ NOT_FINITE = ApiError(500, "model_output_not_finite", "the model's probabilities
 def model_answers_finite(predictor: Predictor) -> bool:
     """Whether the model's probabilities for a blank and a full 28×28 image are finite numbers
     (True when it cannot tell: the question is only whether NaN is to blame)."""
-    try:  # predict checks its own outputs (training.integrity.check_finite_outputs)
+    try:  # predict checks its own outputs (checkpoints.integrity.check_finite_outputs)
         predictor.predict(torch.stack([torch.zeros(28, 28), torch.ones(28, 28)]))
     except ModelOutputNotFinite:
         return False

@@ -1,6 +1,6 @@
 """The JSON the service answers with: one pydantic model per response, plus the error body.
 
-The readings' models are built from digitlab.reading.results (fields, types, descriptions),
+The readings' models are built from digitlab.predicting.results (fields, types, descriptions),
 with the service's own field (`input_png`) added, so the two cannot drift apart.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, create_model
 
-from digitlab.reading.results import DigitReading, NumberReading
+from digitlab.predicting.results import DigitReading, NumberReading
 
 
 def _not_none(annotation: Any) -> Any:

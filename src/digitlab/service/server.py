@@ -23,8 +23,8 @@ from fastapi import FastAPI
 
 from digitlab import __version__
 from digitlab.errors import CheckpointError
+from digitlab.predicting.predictor import Predictor
 from digitlab.processes import exit_with_parent
-from digitlab.reading.predictor import Predictor
 from digitlab.service.app import create_app
 from digitlab.service.metrics import MULTIPROCESS_ENV
 from digitlab.service.protocol import PROTOCOL, connection_cap

@@ -14,8 +14,8 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from digitlab.errors import ConfigError
+from digitlab.predicting.predictor import MIN_CONFIDENCE
 from digitlab.reading.images import MAX_PIXELS
-from digitlab.reading.predictor import MIN_CONFIDENCE
 
 ENV_PREFIX = "DIGITLAB_"
 MB = 1024 * 1024

@@ -311,12 +311,15 @@ def _keep_record(trial: Trial, run_dir: Path) -> None:
 def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
            on_epoch: Callable[[EpochRecord], None]) -> RunRecord:
     """Train in this process, the run's log lines in its folder rather than on the console."""
+    from digitlab.reports.plots import write_run_plot
     from digitlab.training import trainer
 
     optuna = storage.import_optuna()
     with _run_log(run_dir):
         try:
-            return trainer.train(config, data, run_dir, resume=resume, on_epoch=on_epoch)
+            record = trainer.train(config, data, run_dir, resume=resume, on_epoch=on_epoch)
+            write_run_plot(record)
+            return record
         except optuna.TrialPruned:
             raise
         except Exception:

@@ -43,7 +43,8 @@ def train(
 
     Args:
         recipe: a named recipe (training/recipes.py): "fast", "tutorial", "tutorial-mlp", "robust".
-        out: the run folder; it gets config.json, metrics.json, last.pt, best.pt and a plot.
+        out: the run folder; it gets config.json, metrics.json, last.pt and best.pt
+            (`digitlab.train` also draws the plot).
         data_dir: the data root (default: $DIGITLAB_DATA, else the user cache folder).
         dataset: "mnist" or another registered data set.
         train_limit, test_limit: use only the first N images of a split.

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from digitlab.devices import DEVICES
 from digitlab.errors import ConfigError
 
-DEVICES = ("auto", "cpu", "cuda", "mps")
 LOSSES = ("nll", "mse")  # nll on log-probabilities is cross-entropy; mse: softmax vs one-hot
 LOSS_ALIASES = {"cross-entropy": "nll", "cross_entropy": "nll", "ce": "nll"}
 OPTIMIZERS = ("adadelta", "sgd", "adam", "adamw")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from digitlab.checkpoints.format import Checkpoint, load_checkpoint
 from digitlab.errors import ConfigError, DigitlabError
-from digitlab.training.checkpoint import Checkpoint, load_checkpoint
 from digitlab.training.config import PER_BATCH_SCHEDULERS, DataConfig, TrainConfig
 from digitlab.training.runs import LAST, RUN_FILES, RunRecord, load_run
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from digitlab.errors import DigitlabError
+from digitlab.checkpoints.format import Checkpoint
+from digitlab.errors import CheckpointError, DigitlabError
 from digitlab.files import write_json
 from digitlab.training.config import DataConfig, TrainConfig
 
@@ -231,3 +232,24 @@ def load_run(path: str | Path, *, partial: bool = False) -> RunRecord:
         return RunRecord.from_dict(files, folder)
     except (KeyError, TypeError, ValueError, DigitlabError) as e:
         raise DigitlabError(f"{folder}: damaged run file ({e})") from None
+
+
+def checkpoint_history(checkpoint: Checkpoint) -> History:
+    """The training history the trainer keeps in a checkpoint's `metrics` (empty in a packed model)."""
+    try:
+        return History.from_dict(checkpoint.metrics.get("history") or {})
+    except ValueError as e:
+        raise CheckpointError(f"damaged training history in the checkpoint ({e})") from None
+
+
+def checkpoint_run_record(checkpoint: Checkpoint, folder: Path) -> RunRecord | None:
+    """The run as a checkpoint remembers it (settings and history, no data settings), or None
+    when it keeps no history."""
+    history = checkpoint_history(checkpoint)
+    if not history.epochs:
+        return None
+    try:
+        config = TrainConfig.from_dict(checkpoint.config)
+    except (TypeError, DigitlabError) as e:
+        raise CheckpointError(f"damaged settings in the checkpoint ({e})") from None
+    return RunRecord(path=folder, config=config, history=history)

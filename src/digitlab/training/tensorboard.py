@@ -18,6 +18,7 @@ import numpy as np
 
 from digitlab.errors import ConfigError
 from digitlab.training.engine import EvalStats
+from digitlab.training.figures import plot_confusion
 from digitlab.training.runs import TENSORBOARD, History
 
 logger = logging.getLogger(__name__)
@@ -80,8 +81,6 @@ class TensorBoardLog:
 
     def write_epoch(self, history: History, tested: EvalStats, classes: list[str]) -> None:
         """The last epoch of `history`, its test confusion matrix and misread digits."""
-        from digitlab.reports.plots import plot_confusion
-
         epoch = history.epochs[-1].epoch
         for tag, value in epoch_scalars(history).items():
             self.writer.add_scalar(tag, value, epoch)

@@ -1,4 +1,5 @@
-"""A whole training run: data, model, epochs, run folder, checkpoints, plot; resumable.
+"""A whole training run: data, model, epochs, run folder, checkpoints; resumable. The caller
+plots it (digitlab.reports.plots.write_run_plot): training draws nothing.
 
 A run folder that has a last.pt is continued, not overwritten (training.resume). A loss or a
 weight that stops being finite ends the run with TrainingDiverged, and is never saved.
@@ -18,17 +19,18 @@ import torch
 from torch import nn
 
 from digitlab import __version__
+from digitlab.checkpoints.format import Checkpoint, save_checkpoint
+from digitlab.checkpoints.integrity import describe_names, non_finite_tensors
 from digitlab.data import DatasetSpec, get_dataset, load_split, normalisation, split_validation
 from digitlab.data.augment import Augment, AugmentConfig
 from digitlab.data.loader import TensorLoader
+from digitlab.devices import resolve_device
 from digitlab.errors import ConfigError
 from digitlab.files import atomic_path
 from digitlab.models import count_parameters, create_model
 from digitlab.training import distributed
-from digitlab.training.checkpoint import Checkpoint, save_checkpoint
 from digitlab.training.config import PER_BATCH_SCHEDULERS, DataConfig, TrainConfig
-from digitlab.training.engine import EvalStats, TrainingDiverged, evaluate, resolve_device, train_one_epoch
-from digitlab.training.integrity import describe_names, non_finite_tensors
+from digitlab.training.engine import EvalStats, TrainingDiverged, evaluate, train_one_epoch
 from digitlab.training.optim import create_optimizer, create_scheduler
 from digitlab.training.precision import MixedPrecision, mixed_precision
 from digitlab.training.resume import Continuation, find_continuation, remove_stale_temp_files
@@ -37,12 +39,12 @@ from digitlab.training.runs import (
     CONFIG,
     LAST,
     METRICS,
-    PLOT,
     TUTORIAL_WEIGHTS,
     EpochRecord,
     History,
     RunRecord,
     TrainPoint,
+    checkpoint_history,
     load_run,
     save_run,
 )
@@ -113,7 +115,7 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
     record, start_epoch = _new_record(config, data, run_dir, device, learner.model), 1
     if continuation is not None:
         start_epoch = _restore(continuation, learner)
-        record = dataclasses.replace(record, history=continuation.checkpoint.history)
+        record = dataclasses.replace(record, history=checkpoint_history(continuation.checkpoint))
         if continuation.extended and ranks.is_main:
             save_run(dataclasses.replace(continuation.saved, config=config), CONFIG)
     elif ranks.is_main:
@@ -341,14 +343,12 @@ def _restore(continuation: Continuation, learner: _Learner) -> int:
 
 
 def _finish(config: TrainConfig, model: nn.Module, record: RunRecord, write: bool) -> RunRecord:
-    """Plot the run and save the tutorial's state_dict if asked; the record as its folder
-    reads back (after a resume, with the first start's versions and machine)."""
+    """Save the tutorial's state_dict if asked; the record as its folder reads back (after a
+    resume, with the first start's versions and machine). The caller plots it if it wants
+    (digitlab.reports.plots.write_run_plot): training draws nothing."""
     if not write:
         return record
-    from digitlab.reports.plots import plot_performance, save_figure
-
     saved = load_run(record.path)
-    save_figure(plot_performance([saved]), record.path / PLOT)
     if config.save_model:
         # The tutorial's format: a bare state_dict its own classify script can load.
         with atomic_path(record.path / TUTORIAL_WEIGHTS) as tmp:

@@ -24,8 +24,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
-from digitlab.reading.preprocess import normalise_digit
-from digitlab.reading.views import preprocess_robust
+from digitlab.reading.robust.centring import normalise_digit
+from digitlab.reading.robust.views import preprocess_robust
 from digitlab.writing import wild_hard
 from digitlab.writing.fonts import digit_fonts, handwriting_fonts
 from digitlab.writing.strokes import write_with_pen
@@ -127,7 +127,7 @@ def styled_one(
     prepared = preprocess_robust(image)
     if not prepared.has_ink:
         return None
-    # The model meets every view the vote may pick (digitlab.reading.views); a shadow's plain views
+    # The model meets every view the vote may pick (digitlab.reading.robust.views); a shadow's plain views
     # are its edges and shade, never chosen in a vote and no digit to learn from.
     views = [prepared.pixels] + ([] if style == "shadow" else list(prepared.alternatives.values()))
     return np.asarray(views[int(rng.integers(len(views)))]), label

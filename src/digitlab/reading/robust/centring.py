@@ -1,17 +1,15 @@
-"""User image → the 28×28 tensor a model sees, made the way MNIST was made.
+"""Crop, thicken, scale and centre: one robust view of a picture, made the way MNIST was made.
 
-`preprocess_naive` is the tutorial's squash; `robust_view` finds the ink with one lighting
-correction (`reading.ink`) and crops, scales and centres it; `normalise_digit` does the same
-for one digit of an ink map (`reading.segment` uses it for numbers). The robust pipeline, which
-adds plain views when cues say the lighting correction may have misread a picture, is in
-`reading.views`; the pipelines by name in `reading.pipelines`.
+`robust_view` finds the ink with one lighting correction (`reading.robust.find_ink`) and crops,
+scales and centres it; `normalise_digit` does the same for one digit of an ink map
+(`reading.segment` uses it for numbers); `as_mnist` takes a picture already in MNIST's format as
+it is. Which views the robust pipeline shows the model is decided in `reading.robust.views`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,48 +18,23 @@ from PIL import Image
 from scipy import ndimage
 
 from digitlab.errors import ConfigError
+from digitlab.reading.canvas import CANVAS, CENTRE, DIGIT_SIZE, Prepared
 from digitlab.reading.images import to_grayscale
-from digitlab.reading.ink import (
-    LIGHTINGS,
-    erode,
-    ink_box,
-    ink_map,
-    resize,
-    shrink,
-    stroke_width,
-    to_original,
-)
+from digitlab.reading.measures import erode, ink_box, resize, shrink, stroke_width
+from digitlab.reading.robust.find_ink import ink_map, to_original
+from digitlab.reading.robust.lighting import LIGHTINGS
 
 logger = logging.getLogger(__name__)
 
 QUICK_SIZE = 128  # a first look at this size is enough for a digit at least QUICK_DIGIT px
 QUICK_DIGIT, QUICK_STROKE = 56, 3.0  # tall there, drawn in strokes at least QUICK_STROKE wide
-DIGIT_SIZE, CANVAS, CENTRE = 20, 28, 14.0  # MNIST: 20-px box, 28-px field, mass at (14, 14)
 MIN_STROKE = TARGET_STROKE = 2.5  # output pixels (MNIST: median 2.56); thinner is grown to it
 MNIST_BOX, MNIST_OFF_CENTRE = (19, 20, 21), 1.0  # an MNIST digit's ink box, its mass's offset (px)
 MID_SIZE = 4 * DIGIT_SIZE  # digits are measured and thickened at this size, then averaged down
 
 
-@dataclass
-class Prepared:
-    """The model's input (28×28 floats in [0, 1], ink bright) and what was done to get it."""
-
-    pixels: torch.Tensor
-    steps: dict[str, Any] = field(default_factory=dict)
-    has_ink: bool = True
-    # Other views of the same picture, by name, for a model to choose among (reading.views).
-    alternatives: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def preprocess_naive(image: Image.Image) -> Prepared:
-    """The tutorial's way: grayscale, squash to 28×28, assume white ink on black."""
-    gray = image.convert("L").resize((CANVAS, CANVAS), Image.Resampling.BILINEAR)
-    pixels = torch.from_numpy(np.asarray(gray, dtype=np.float32) / 255.0)
-    return Prepared(pixels=pixels, steps={"pipeline": "naive", "size": list(image.size)})
-
-
 def robust_view(image: Image.Image, lighting: str) -> Prepared:
-    """One robust view: ink_map with this lighting correction (reading.ink.LIGHTINGS),
+    """One robust view: ink_map with this lighting correction (reading.robust.lighting.LIGHTINGS),
     cropped, scaled and centred."""
     if lighting not in LIGHTINGS:
         raise ConfigError(f"unknown lighting {lighting!r}; choose from {', '.join(LIGHTINGS)}")

@@ -3,9 +3,9 @@ import pickle
 import pytest
 import torch
 
+from digitlab.checkpoints.format import Checkpoint, load_checkpoint, load_model, save_checkpoint
 from digitlab.errors import CheckpointError
 from digitlab.models import create_model
-from digitlab.training.checkpoint import Checkpoint, load_checkpoint, load_model, save_checkpoint
 from digitlab.training.runs import EpochRecord, History
 
 
@@ -78,7 +78,7 @@ def test_weights_that_do_not_fit_are_rejected(tmp_path):
 
 
 def test_pack_writes_a_slim_checkpoint_and_a_training_record(tmp_path):
-    from digitlab.training.checkpoint import pack_checkpoint
+    from digitlab.training.packing import pack_checkpoint
 
     model, checkpoint = make_checkpoint()
     optimizer = torch.optim.Adam(model.parameters())
@@ -118,7 +118,7 @@ def test_temperature_travels_and_old_checkpoints_read_as_uncalibrated(tmp_path):
 
 
 def test_every_checkpoint_written_carries_the_digest_of_its_weights(tmp_path):
-    from digitlab.training.integrity import weights_digest
+    from digitlab.checkpoints.integrity import weights_digest
 
     _, checkpoint = make_checkpoint()
     save_checkpoint(tmp_path / "c.pt", checkpoint)
@@ -140,8 +140,8 @@ def test_a_checkpoint_whose_weights_changed_after_writing_is_refused(tmp_path):
 
 
 def test_the_shipped_model_carries_a_digest_that_verifies():
-    from digitlab.training.checkpoint import DEFAULT_MODEL
-    from digitlab.training.integrity import weights_digest
+    from digitlab.checkpoints.format import DEFAULT_MODEL
+    from digitlab.checkpoints.integrity import weights_digest
 
     payload = torch.load(DEFAULT_MODEL, weights_only=True)
     assert payload["weights_sha256"] == weights_digest(payload["state_dict"])

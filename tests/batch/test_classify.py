@@ -8,9 +8,9 @@ import os
 import pytest
 from PIL import Image
 
-from digitlab.reading.files import classify_files, expand_inputs
-from digitlab.reading.inputs import InputProblem, iter_inputs, read_path_list
-from digitlab.reading.predictor import Predictor
+from digitlab.batch.classify import classify_files, expand_inputs
+from digitlab.batch.inputs import InputProblem, iter_inputs, read_path_list
+from digitlab.predicting.predictor import Predictor
 
 
 def test_expand_inputs_handles_files_folders_and_globs(tmp_path):

@@ -13,9 +13,9 @@ import textwrap
 from pathlib import Path
 from typing import IO, Any
 
+from digitlab.batch.stream import FileReading
 from digitlab.errors import ConfigError
-from digitlab.reading.results import NumberReading
-from digitlab.reading.stream import FileReading
+from digitlab.predicting.results import NumberReading
 
 logger = logging.getLogger(__name__)
 

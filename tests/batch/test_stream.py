@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from digitlab.reading import prepared
-from digitlab.reading.files import classify_files
-from digitlab.reading.predictor import Predictor
-from digitlab.reading.stream import StreamOptions, classify_stream, worker_pool
-from digitlab.reading.workers import OrderedPool, chunked
+from digitlab.batch import tasks
+from digitlab.batch.classify import classify_files
+from digitlab.batch.stream import StreamOptions, classify_stream, worker_pool
+from digitlab.batch.workers import OrderedPool, chunked
+from digitlab.predicting.predictor import Predictor
 from tests.drawing import DIGITS, digit_image
 
 
@@ -96,14 +96,14 @@ def test_chunks_are_taken_lazily():
 
 
 def test_an_unexpected_failure_on_one_file_is_that_files_error(predictor, drawn, monkeypatch):
-    real = prepared.preprocess
+    real = tasks.preprocess
 
     def fragile(image, pipeline):
         if image.size == (64, 64):  # the third drawing
             raise ValueError("odd image")
         return real(image, pipeline)
 
-    monkeypatch.setattr(prepared, "preprocess", fragile)
+    monkeypatch.setattr(tasks, "preprocess", fragile)
     results = list(classify_stream(predictor, drawn[:5]))
     assert [r.reading is None for r in results] == [False, False, True, False, False]
     assert "ValueError: odd image" in results[2].error and "bug" in results[2].error

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab.reading.border_lines import find_border_lines
+from digitlab.reading.robust.border_lines import find_border_lines
 
 
 def _digit_and_corner_shade(shade_strength: float) -> tuple[np.ndarray, np.ndarray]:

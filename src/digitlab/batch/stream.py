@@ -1,4 +1,4 @@
-"""Classify files as a stream: decode and preprocess in worker processes (reading.workers),
+"""Classify files as a stream: decode and preprocess in worker processes (batch.workers),
 classify in batches in this one as the results arrive, yield one FileReading per input in
 input order. Memory holds a window of inputs in flight, never the whole folder.
 """
@@ -14,14 +14,14 @@ from typing import Any
 import torch
 from PIL import Image
 
-from digitlab.reading.inputs import Input
-from digitlab.reading.predictor import MIN_CONFIDENCE, PREDICT_BATCH, Predictor
-from digitlab.reading.prepared import PreparedFile, Task, prepare_file, prepare_files
-from digitlab.reading.preprocess import Prepared
-from digitlab.reading.results import DigitReading, NumberReading
-from digitlab.reading.workers import OrderedPool, chunked
+from digitlab.batch.inputs import Input
+from digitlab.batch.tasks import PreparedFile, Task, prepare_file, prepare_files
+from digitlab.batch.workers import OrderedPool, chunked
+from digitlab.predicting.predictor import MIN_CONFIDENCE, PREDICT_BATCH, Predictor
+from digitlab.predicting.results import DigitReading, NumberReading
+from digitlab.reading.canvas import Prepared
 
-WORKER_MODULES = ("digitlab.reading.prepared",)  # what the workers run: imported before they start
+WORKER_MODULES = ("digitlab.batch.tasks",)  # what the workers run: imported before they start
 CHUNK = 8  # files per worker task: ~10-20 ms of work, so passing it costs ~1%
 CHUNKS_AHEAD = 8  # per worker: enough queued that no worker waits for the main process
 FLUSH_SECONDS = 0.25  # classify what has arrived at least this often, so lines keep coming
@@ -56,7 +56,7 @@ class StreamOptions:
 
 def worker_pool(jobs: int) -> OrderedPool:
     """`jobs` processes to decode and preprocess in, started now: before a model is loaded, so
-    that they never hold one (see reading.workers)."""
+    that they never hold one (see batch.workers)."""
     return OrderedPool(jobs, WORKER_MODULES)
 
 

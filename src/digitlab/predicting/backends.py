@@ -13,11 +13,11 @@ from typing import Any, Protocol
 
 import torch
 
+from digitlab.checkpoints.format import Checkpoint
 from digitlab.data.normalise import normalise
 from digitlab.errors import ConfigError
 from digitlab.models.fusion import fold_batch_norm
 from digitlab.models.temperature import apply_temperature, temper_probabilities
-from digitlab.training.checkpoint import Checkpoint
 
 
 class Backend(Protocol):

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from digitlab.reading.results import DigitReading, NumberReading
+from digitlab.predicting.results import DigitReading, NumberReading
 
 CLASSES = [str(d) for d in range(10)]
 PIXELS = torch.zeros(28, 28)

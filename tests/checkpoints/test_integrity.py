@@ -5,13 +5,13 @@ import math
 import pytest
 import torch
 
-from digitlab.models import create_model
-from digitlab.training.integrity import (
+from digitlab.checkpoints.integrity import (
     metadata_problem,
     non_finite_tensors,
     shape_problem,
     weights_digest,
 )
+from digitlab.models import create_model
 
 
 def state():

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-EIGHT = np.ones((3, 3), dtype=bool)
+from digitlab.reading.measures import EIGHT
+
 TOUCH = 0.01  # within this share of the longer side (and at least 2 px) of the border
 MIN_LENGTH = 0.3  # an edge spans at least this share of the picture's longer side
 MAX_THICKNESS = 0.12  # its area / length is at most this share of its length

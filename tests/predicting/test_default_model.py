@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageOps
 
-from digitlab.reading.predictor import Predictor
-from digitlab.training.checkpoint import DEFAULT_MODEL, load_checkpoint
+from digitlab.checkpoints.format import DEFAULT_MODEL, load_checkpoint
+from digitlab.predicting.predictor import Predictor
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Read digits and numbers from images with a trained model: load once, batch, judge.
 
-`Predictor.read` → DigitReading, `read_number` → NumberReading (reading.results);
-`predict` gives the probabilities of 28×28 pixels directly. Files and folders: reading.files.
+`Predictor.read` → DigitReading, `read_number` → NumberReading (predicting.results);
+`predict` gives the probabilities of 28×28 pixels directly. Files and folders: batch.classify.
 """
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ from typing import Any
 
 import torch
 
+from digitlab.checkpoints.format import DEFAULT_MODEL, Checkpoint, load_model
+from digitlab.checkpoints.integrity import check_finite_outputs
 from digitlab.data import DATASETS
 from digitlab.errors import CheckpointError, ConfigError
 from digitlab.models.temperature import temper_probabilities
-from digitlab.reading.backends import Backend, OnnxBackend, TorchBackend
+from digitlab.predicting.backends import Backend, OnnxBackend, TorchBackend
+from digitlab.predicting.results import DigitReading, NumberReading
+from digitlab.reading.canvas import Prepared
 from digitlab.reading.images import ImageInput, to_image
 from digitlab.reading.pipelines import DEFAULT_PIPELINE, preprocess
-from digitlab.reading.preprocess import Prepared
-from digitlab.reading.results import DigitReading, NumberReading
-from digitlab.reading.views import choose_view
-from digitlab.training.checkpoint import DEFAULT_MODEL, Checkpoint, load_model
-from digitlab.training.integrity import check_finite_outputs
+from digitlab.reading.robust.views import choose_view
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ PREDICT_BATCH = 256  # big batches run slower on CPU (measured: 1000 at 2/3 the 
 class Predictor:
     """A model loaded once, ready to read images: preprocessing, batching, rejection, numbers.
 
-    What runs the model is its backend (reading.backends): PyTorch for a checkpoint,
+    What runs the model is its backend (predicting.backends): PyTorch for a checkpoint,
     onnxruntime for an exported .onnx file.
     """
 
@@ -156,7 +156,7 @@ class Predictor:
 
     def _read_views(self, prepared: Sequence[Prepared]) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
         """Per inked image, the probabilities and pixels of the view it is read from: its only
-        one, or the one its views' vote picks (reading.views; the vote goes into its steps)."""
+        one, or the one its views' vote picks (reading.robust.views; the vote goes into its steps)."""
         inked = [i for i, p in enumerate(prepared) if p.has_ink]
         # Every view of every inked image in one batch: the main view first, then its others.
         views = [[prepared[i].pixels, *prepared[i].alternatives.values()] for i in inked]

@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
+from digitlab.batch.outputs import ResultWriter, read_done
+from digitlab.batch.stream import FileReading
 from digitlab.errors import ConfigError
-from digitlab.reading.outputs import ResultWriter, read_done
-from digitlab.reading.results import DigitReading, NumberReading
-from digitlab.reading.stream import FileReading
+from digitlab.predicting.results import DigitReading, NumberReading
 
 CLASSES = [str(d) for d in range(10)]
 

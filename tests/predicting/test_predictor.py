@@ -1,7 +1,7 @@
 from PIL import Image
 
-from digitlab.reading.predictor import Predictor
-from digitlab.reading.results import DigitReading
+from digitlab.predicting.predictor import Predictor
+from digitlab.predicting.results import DigitReading
 
 
 def test_predictor_reads_mnist_digits(tiny_run, mnist_root):

@@ -1,6 +1,6 @@
 """Checkpoints: plain types and tensors only, so `torch.load(weights_only=True)` reads them.
 
-Every checkpoint digitlab writes carries a sha256 of its weights (training.integrity), checked
+Every checkpoint digitlab writes carries a sha256 of its weights (checkpoints.integrity), checked
 when it is read; every checkpoint read, the tutorial's bare state_dict too, must hold finite
 weights of the shapes its model arguments give, and sane classes, mean, std and temperature.
 """
@@ -8,10 +8,8 @@ weights of the shapes its model arguments give, and sane classes, mean, std and 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,25 +18,23 @@ import torch
 from torch import nn
 
 from digitlab import __version__
-from digitlab.data import MNIST, MNIST_MEAN, MNIST_STD
-from digitlab.errors import CheckpointError, DigitlabError
-from digitlab.files import atomic_path, write_json
-from digitlab.models import create_model, list_models, num_classes_of
-from digitlab.training.config import TrainConfig
-from digitlab.training.integrity import (
+from digitlab.checkpoints.integrity import (
     describe_names,
     metadata_problem,
     non_finite_tensors,
     shape_problem,
     weights_digest,
 )
-from digitlab.training.runs import History, RunRecord
+from digitlab.data import MNIST, MNIST_MEAN, MNIST_STD
+from digitlab.errors import CheckpointError, DigitlabError
+from digitlab.files import atomic_path
+from digitlab.models import create_model, list_models, num_classes_of
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "digitlab-checkpoint"
 FORMAT_VERSION = 1
-DIGEST = "weights_sha256"  # the payload key of training.integrity.weights_digest (optional)
+DIGEST = "weights_sha256"  # the payload key of checkpoints.integrity.weights_digest (optional)
 DEFAULT_MODEL = Path(__file__).parents[1] / "weights" / "default.pt"
 
 
@@ -75,26 +71,6 @@ class Checkpoint:
             first = str(e).strip().splitlines()[0]
             raise CheckpointError(f"weights do not fit model {self.model_name!r}: {first}") from e
         return model.to(device).eval()
-
-    @property
-    def history(self) -> History:
-        """The training history the trainer keeps in `metrics` (empty in a packed model)."""
-        try:
-            return History.from_dict(self.metrics.get("history") or {})
-        except ValueError as e:
-            raise CheckpointError(f"damaged training history in the checkpoint ({e})") from None
-
-    def run_record(self, folder: Path) -> RunRecord | None:
-        """The run as this checkpoint remembers it (settings and history, no data settings), or
-        None when it keeps no history."""
-        history = self.history
-        if not history.epochs:
-            return None
-        try:
-            config = TrainConfig.from_dict(self.config)
-        except (TypeError, DigitlabError) as e:
-            raise CheckpointError(f"damaged settings in the checkpoint ({e})") from None
-        return RunRecord(path=folder, config=config, history=history)
 
 
 def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> None:
@@ -229,61 +205,3 @@ def load_model(
         raise
     except Exception as e:
         raise CheckpointError(f"{path}: cannot rebuild the model ({e})") from None
-
-
-def pack_checkpoint(
-    source: str | os.PathLike[str], target: str | os.PathLike[str],
-    calibration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Write a slim copy of `source` for inference (no optimiser state or history) plus a
-    training record `<target>.json` (recipe, seed, accuracy, date, versions); return the record.
-
-    `calibration` ({"temperature": T, ...}, see digitlab.reports.report.fit_checkpoint_temperature) is
-    stored in the copy and the record. Packing a packed model keeps its training record.
-    """
-    checkpoint = load_checkpoint(source)
-    history = checkpoint.history
-    slim = dataclasses.replace(
-        checkpoint,
-        state_dict={k: v.clone() for k, v in checkpoint.state_dict.items()},
-        optimizer_state=None, scheduler_state=None, rng_state=None,
-        metrics={k: v for k, v in checkpoint.metrics.items() if k != "history"},
-        temperature=float(calibration["temperature"]) if calibration else checkpoint.temperature,
-    )
-    save_checkpoint(target, slim)
-    record = read_training_record(source) if not history.epochs else None
-    if record is None:
-        record = _training_record(checkpoint, history)
-    record.update(file=Path(target).name, torch=torch.__version__, packed=time.strftime("%Y-%m-%d"),
-                  bytes=Path(target).stat().st_size)
-    if calibration:
-        record["calibration"] = calibration
-    write_json(Path(target).with_suffix(".json"), record)
-    return record
-
-
-def read_training_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """`<path>.json`, the training record `pack_checkpoint` writes beside a packed model."""
-    path = Path(path)
-    record_path = path.with_suffix(".json")
-    if not record_path.is_file():
-        return None
-    try:
-        record = json.loads(record_path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        logger.warning("ignoring %s: %s", record_path, e)
-        return None
-    return record if isinstance(record, dict) and record.get("file") == path.name else None
-
-
-def _training_record(checkpoint: Checkpoint, history: History) -> dict[str, Any]:
-    return {
-        "model": checkpoint.model_name,
-        "model_args": checkpoint.model_args,
-        "recipe": checkpoint.config.get("recipe"),
-        "seed": checkpoint.config.get("seed"),
-        "epochs": checkpoint.epoch,
-        "test_accuracy": checkpoint.metrics.get("accuracy"),
-        "train_seconds": round(history.total_seconds, 1),
-        "trained_with": checkpoint.digitlab_version,
-    }

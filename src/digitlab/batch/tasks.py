@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from digitlab.batch.inputs import Input, InputProblem
 from digitlab.errors import DigitlabError
 from digitlab.reading.images import load_image
-from digitlab.reading.inputs import Input, InputProblem
 from digitlab.reading.pipelines import preprocess
 
 logger = logging.getLogger(__name__)

@@ -14,10 +14,11 @@ from typing import Any
 import torch
 from PIL import Image
 
+from digitlab.reading.canvas import Prepared
 from digitlab.reading.images import to_grayscale
-from digitlab.reading.ink import MIN_CONTRAST, why_no_ink
 from digitlab.reading.plain import plain_ink, preprocess_plain
-from digitlab.reading.preprocess import Prepared, as_mnist, robust_view
+from digitlab.reading.robust.centring import as_mnist, robust_view
+from digitlab.reading.robust.find_ink import MIN_CONTRAST, why_no_ink
 
 # Cues that the lighting correction may have misread the picture (see preprocess_robust):
 UNEVEN = 0.02  # the paper's level varies by more than this

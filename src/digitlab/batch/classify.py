@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from digitlab.reading.inputs import InputProblem, iter_inputs
-from digitlab.reading.predictor import MIN_CONFIDENCE, Predictor
-from digitlab.reading.stream import FileReading, StreamOptions, classify_stream, worker_pool
+from digitlab.batch.inputs import InputProblem, iter_inputs
+from digitlab.batch.stream import FileReading, StreamOptions, classify_stream, worker_pool
+from digitlab.predicting.predictor import MIN_CONFIDENCE, Predictor
 
 
 def expand_inputs(inputs: Sequence[str], recursive: bool = False) -> list[str]:
@@ -27,7 +27,7 @@ def classify_files(
 ) -> list[FileReading]:
     """One result per path, in order, each with its decoded image (for pictures); single
     digits are classified in batches. `jobs` > 1 decodes and preprocesses in that many
-    worker processes (see reading.stream for a stream that never holds them all)."""
+    worker processes (see batch.stream for a stream that never holds them all)."""
     options = StreamOptions(top_k=top_k, pipeline=pipeline, min_confidence=min_confidence,
                             number=number, keep_images=True)
     if jobs <= 1:
