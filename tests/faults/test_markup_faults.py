@@ -7,16 +7,32 @@ import re
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from digitlab.reports import html
 from digitlab.reports.report import Example
 from digitlab.service import ServiceSettings, create_app
+from tests.faults.test_model_faults import damaged, one_line_error
 from tests.service.helpers import untrained_predictor
 
 APP_JS = Path(html.__file__).resolve().parents[1] / "service" / "static" / "app.js"
 INJECTED = "<img src=x onerror=alert(document.domain)>"
+
+
+def digits_but(name: str) -> list[str]:
+    return [name, *(str(d) for d in range(1, 10))]
+
+
+@pytest.mark.parametrize("name", [INJECTED, "7\n8", "seven\x1b[2J", "\u202eevil", "", "x" * 33])
+def test_a_checkpoint_whose_class_names_are_not_names_is_refused_in_one_line(tmp_path, capsys, name):
+    path = damaged(tmp_path, lambda payload: payload.update(classes=digits_but(name)))
+    png = tmp_path / "blank.png"
+    Image.new("L", (28, 28)).save(png)
+    line = one_line_error(capsys, "classify", png, "--model", path)
+    assert "class 0" in line and "is not a name" in line
 
 
 def test_report_captions_escape_class_names():
