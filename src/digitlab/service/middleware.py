@@ -78,6 +78,9 @@ class SecurityHeaders:
     Location of this server's own making keeps only its path and query.
     """
 
+    HEADERS = [(CSP_HEADER.lower().encode(), CONTENT_SECURITY_POLICY.encode()),
+               (b"x-content-type-options", b"nosniff")]
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -88,12 +91,14 @@ class SecurityHeaders:
 
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if CSP_HEADER not in headers:
-                    headers[CSP_HEADER] = CONTENT_SECURITY_POLICY
-                headers["X-Content-Type-Options"] = "nosniff"
-                if 300 <= message["status"] < 400 and "location" in headers:
-                    headers["location"] = relative_location(headers["location"])
+                raw = list(message.get("headers", ()))
+                # raw headers, not MutableHeaders: this runs for every answer, so it stays cheap
+                if not any(name.lower() == self.HEADERS[0][0] for name, _ in raw):
+                    raw += self.HEADERS
+                if 300 <= message["status"] < 400:
+                    raw = [(name, relative_location(value.decode("latin-1")).encode("latin-1"))
+                           if name.lower() == b"location" else (name, value) for name, value in raw]
+                message = {**message, "headers": raw}
             await send(message)
 
         await self.app(scope, receive, secured)
