@@ -178,6 +178,9 @@ def _execute(settings: WorkerSettings, options: StudyOptions, runs: int) -> list
         if process.exitcode:
             logger.error("%s stopped with exit code %s; any run it held is retried",
                          process.name, process.exitcode)
+    if all(process.exitcode for process in workers):
+        raise DigitlabError(f"every worker stopped ({len(workers)}): the study is unfinished; run "
+                            "the same command again to continue it")
     return []
 
 

@@ -144,7 +144,8 @@ def open_storage(url: str, heartbeat: int | None = None) -> RDBStorage:
                 error = e  # workers starting together race to create the tables: try again
                 time.sleep(0.5 * (attempt + 1))
     detail = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
-    raise ConfigError(f"cannot open the study storage {shown(url)}: {detail}")
+    # chained: a worker's `retrying` tells a lost connection (waited out) from a wrong storage
+    raise ConfigError(f"cannot open the study storage {shown(url)}: {detail}") from error
 
 
 def _serialise_sqlite(engine: Any) -> None:

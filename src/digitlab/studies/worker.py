@@ -337,9 +337,16 @@ def _run_log(run_dir: Path) -> Iterator[None]:
     package.addHandler(handler)
     package.setLevel(logging.INFO)
     package.propagate = False  # per-epoch lines go to the run's log; the study says one per run
+    # ...but a storage outage is the operator's business: its lines reach the console too
+    outage = logging.getLogger(storage.__name__)
+    console = [h for h in logging.getLogger().handlers if h not in outage.handlers]
+    for h in console:
+        outage.addHandler(h)
     try:
         yield
     finally:
+        for h in console:
+            outage.removeHandler(h)
         package.removeHandler(handler)
         handler.close()
         package.setLevel(saved[0])
