@@ -74,7 +74,7 @@ def test_an_unclosed_quote_in_a_csv_is_refused_naming_it(awkward, tmp_path, caps
     lines[1] = '"' + lines[1]
     results.write_text("".join(lines))
     line = one_line_error(capsys, "classify", awkward, "--csv", "--resume", results)
-    assert f"{results}: line " in line and "is not a record" in line
+    assert f"{results}: line 2 is not a record" in line
 
 
 def test_a_second_writer_is_refused_in_one_line(awkward, tmp_path, capsys):

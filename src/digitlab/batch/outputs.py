@@ -142,27 +142,31 @@ def _jsonl_paths(lines: IO[str], file: Path) -> set[str]:
             record = json.loads(line)
             if not isinstance(record, dict) or not isinstance(record.get("path"), str):
                 raise ValueError("not a record with a path")
+        except json.JSONDecodeError as e:
+            raise _unreadable(file, "jsonl", number, f"cut short or changed: {e.msg} at column "
+                              f"{e.colno}") from None
         except ValueError as e:
-            raise _unreadable(file, "jsonl", number, f"{e}".split(":")[0]) from None
+            raise _unreadable(file, "jsonl", number, str(e)) from None
         done.add(record["path"])
     return done
 
 
 def _csv_paths(lines: IO[str], file: Path) -> set[str]:
     """The paths of every row, each row read whole (strict quoting, as many fields as the header)."""
-    rows = csv.reader(lines, strict=True)
+    rows, start = csv.reader(lines, strict=True), 1
     try:
         header = next(rows, None)
         if header is None or header[:1] != ["path"]:
             raise ConfigError(f"{file}: not the CSV of `classify --csv` (its first column is not "
                               "'path'); give --resume a file an earlier run wrote, or a new one")
-        done = set()
+        done, start = set(), rows.line_num + 1  # the line a record starts on, to name it
         for row in rows:
             if len(row) != len(header):
-                raise _unreadable(file, "csv", rows.line_num, f"{len(row)} fields, not {len(header)}")
+                raise _unreadable(file, "csv", start, f"{len(row)} fields, not {len(header)}")
             done.add(row[0])
-    except csv.Error as e:
-        raise _unreadable(file, "csv", rows.line_num, str(e)) from None
+            start = rows.line_num + 1
+    except csv.Error as e:  # e.g. a quote opened on line `start` and never closed
+        raise _unreadable(file, "csv", start, f"{e}, at line {rows.line_num}") from None
     return done
 
 
