@@ -143,8 +143,8 @@ def _jsonl_paths(lines: IO[str], file: Path) -> set[str]:
             if not isinstance(record, dict) or not isinstance(record.get("path"), str):
                 raise ValueError("not a record with a path")
         except json.JSONDecodeError as e:
-            raise _unreadable(file, "jsonl", number, f"cut short or changed: {e.msg} at column "
-                              f"{e.colno}") from None
+            raise _unreadable(file, "jsonl", number, f"cut short or changed: "
+                              f"{e.msg.removesuffix(' at')}, column {e.colno}") from None
         except ValueError as e:
             raise _unreadable(file, "jsonl", number, str(e)) from None
         done.add(record["path"])

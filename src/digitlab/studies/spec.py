@@ -18,6 +18,7 @@ import itertools
 import json
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -344,7 +345,9 @@ def run_config(spec: StudySpec, combo: tuple[tuple[str, tuple[str, Any]], ...], 
     except (TypeError, ValueError, DigitlabError) as e:
         raise ConfigError(f"study {spec.name}, {where}: {e}") from None
     try:  # a model that cannot be built is a spec mistake; say so before any run starts
-        model = create_model(config.model, **config.model_args)
+        with warnings.catch_warnings():  # torch's note on a layer of no units: refused below
+            warnings.simplefilter("ignore", UserWarning)
+            model = create_model(config.model, **config.model_args)
     except (ValueError, RuntimeError, TypeError) as e:
         raise ConfigError(f"study {spec.name}, {where}: bad model arguments ({e})") from None
     if any(p.numel() == 0 for p in model.parameters()):  # hidden = [0]: a layer of no units
