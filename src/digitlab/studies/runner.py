@@ -158,7 +158,7 @@ def _execute(settings: WorkerSettings, options: StudyOptions, runs: int) -> list
     never more processes than runs, nor than processes.cap_jobs allows."""
     jobs = cap_jobs(max(1, options.jobs))
     if jobs > runs:
-        logger.info("--jobs %d: %d worker(s), one per run", jobs, runs)
+        logger.info("--jobs %d: %d worker(s), one per run", options.jobs, runs)
         jobs = max(1, runs)
     threads = options.threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None)
     settings = dataclasses.replace(settings, threads=threads)
