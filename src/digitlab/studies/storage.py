@@ -143,7 +143,7 @@ def open_storage(url: str, heartbeat: int | None = None) -> RDBStorage:
             except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
                 error = e  # workers starting together race to create the tables: try again
                 time.sleep(0.5 * (attempt + 1))
-    detail = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+    detail = _detail(error) if error is not None else "?"
     # chained: a worker's `retrying` tells a lost connection (waited out) from a wrong storage
     raise ConfigError(f"cannot open the study storage {shown(url)}: {detail}") from error
 
