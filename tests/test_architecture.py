@@ -23,6 +23,7 @@ PLAIN_NUMBERS = {0, 1, 2, 0.5, 255}
 LAYERS = [
     ("errors",),
     ("files",),
+    ("processes",),  # child processes that stop with their parent; the --jobs cap
     ("devices",),
     ("data",),
     ("models",),

@@ -134,4 +134,4 @@ def test_draws_that_cannot_train_count_and_fail_in_one_line(tmp_path, capsys):
     assert main(args) == 1
     err = capsys.readouterr().err
     assert err.count("--weight-decay must be at least 0") >= 2
-    assert "digitlab: error: run trial-001 failed: ConfigError: study vary, weight_decay=" in err
+    assert "digitlab: error: run trial-001 failed: ConfigError: study vary-weight_decay-" in err

@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
 from digitlab.errors import DigitlabError
+from digitlab.processes import exit_with_parent
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -42,10 +43,11 @@ def chunked(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
         yield chunk
 
 
-def _ignore_interrupts() -> None:
+def _start_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the main process stops the pool, and workers
     # should not each print a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    exit_with_parent(parent)  # classify killed (even by SIGKILL): its workers go too
 
 
 def worker_context(modules: Sequence[str]) -> multiprocessing.context.BaseContext:
@@ -67,7 +69,7 @@ class OrderedPool:
     def __init__(self, jobs: int, modules: Sequence[str] = ()) -> None:
         self.jobs = jobs
         self.executor = ProcessPoolExecutor(jobs, mp_context=worker_context(modules),
-                                            initializer=_ignore_interrupts)
+                                            initializer=_start_worker, initargs=(os.getpid(),))
         self.executor.submit(int)  # start the workers now, before the caller loads its model
 
     def map(self, function: Callable[..., list[Result]], chunks: Iterable[Sequence[Any]], *args: Any,

@@ -63,13 +63,30 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def metadata_problem(*, classes: Any, num_classes: int, mean: Any, std: Any,
-                     temperature: Any) -> str | None:
-    """What is wrong with a checkpoint's class names and numbers (None: nothing)."""
+# Class names are shown on the page, in reports and on terminals: they are data, and a name is
+# a word or two ("T-shirt/top"), not a paragraph, a line break or a terminal escape.
+MAX_CLASS_NAME = 32  # characters
+
+
+def class_names_problem(classes: Any, num_classes: int) -> str | None:
+    """What is wrong with a model's class names (None: nothing): `num_classes` distinct,
+    non-empty, printable names (no control or format characters) of at most MAX_CLASS_NAME."""
     if (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)
             or len(set(classes)) != len(classes) or len(classes) != num_classes):
         return (f"classes must be {num_classes} distinct names, one per model output, "
-                f"not {str(classes)[:80]}")
+                f"not {ascii(classes)[:80]}")
+    for index, name in enumerate(classes):
+        if not name or len(name) > MAX_CLASS_NAME or not name.isprintable():
+            return (f"class {index} {ascii(name)[:60]} is not a name: class names are 1 to "
+                    f"{MAX_CLASS_NAME} printable characters, without control characters")
+    return None
+
+
+def metadata_problem(*, classes: Any, num_classes: int, mean: Any, std: Any,
+                     temperature: Any) -> str | None:
+    """What is wrong with a checkpoint's class names and numbers (None: nothing)."""
+    if (problem := class_names_problem(classes, num_classes)) is not None:
+        return problem
     if not _is_number(mean) or not math.isfinite(mean):
         return f"mean {mean!r} is not a finite number"
     if not _is_number(std) or not math.isfinite(std) or not std > 0:

@@ -93,9 +93,16 @@ class Run:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from digitlab.batch.stream import StreamOptions, classify_stream, worker_pool
+    from digitlab.batch.outputs import locked_results
 
     fmt, run = output_format(args), Run()
+    with locked_results(args.resume) if args.resume else contextlib.nullcontext():
+        return classify_files(args, fmt, run)
+
+
+def classify_files(args: argparse.Namespace, fmt: str, run: Run) -> int:
+    from digitlab.batch.stream import StreamOptions, classify_stream, worker_pool
+
     inputs, total = classify_inputs(args, run)
     jobs = worker_count(args.jobs, total)
     with worker_pool(jobs) if jobs > 1 else contextlib.nullcontext() as pool:  # before the model
@@ -129,7 +136,7 @@ def classify_inputs(args: argparse.Namespace, run: Run) -> tuple[Iterable[Input]
     """The files to read (without those --resume finds done) and how many, when known: a list
     from --from-file is read as it comes, so its length is not."""
     from digitlab.batch.inputs import InputProblem, iter_inputs, read_path_list
-    from digitlab.batch.outputs import read_done
+    from digitlab.batch.outputs import printable_path, read_done
 
     if not args.images and not args.from_file:
         raise ConfigError("give images, folders or globs to classify, or --from-file LIST")
@@ -137,7 +144,7 @@ def classify_inputs(args: argparse.Namespace, run: Run) -> tuple[Iterable[Input]
 
     def todo(items: Iterable[Input]) -> Iterator[Input]:
         for item in items:
-            if (item.path if isinstance(item, InputProblem) else item) in done:
+            if done and printable_path(item.path if isinstance(item, InputProblem) else item) in done:
                 run.skipped += 1
             else:
                 yield item
@@ -163,10 +170,11 @@ def open_path_list(name: str) -> IO[str]:
 def worker_count(jobs: int | None, total: int | None) -> int:
     """--jobs, else one per core; a handful of files is read in this process."""
     from digitlab.batch.workers import default_jobs
+    from digitlab.processes import cap_jobs
 
     if total is not None and total < IN_PROCESS_BELOW and jobs is None:
         return 1
-    return jobs or default_jobs()
+    return cap_jobs(jobs) if jobs else default_jobs()
 
 
 def load_predictor(model: str | None, backend: str | None, device: str = "cpu",

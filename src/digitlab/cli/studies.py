@@ -67,7 +67,14 @@ optuna-dashboard sqlite:///runs/study-part2/study.db   # watch it (pip install o
     p.add_argument("--heartbeat", type=positive_int, default=10, metavar="S",
                    help="seconds between a worker's heartbeats; one silent for 3 is taken as dead "
                         "and its run retried (kept by the study from its start; default 10)")
-    p.add_argument("--out", metavar="DIR", help="study folder (default: runs/study-<name>)")
+    p.add_argument("--out", metavar="DIR", help="study folder (default: runs/study-<name>; for "
+                   "--vary without SPEC, a name from the factors and a digest of their values)")
+    p.add_argument("--restart", action="store_true",
+                   help="take over a study folder that another study (other settings) owns; its "
+                        "runs whose settings differ are trained again (default: refused)")
+    p.add_argument("--storage-patience", type=positive_int, default=300, metavar="S",
+                   help="seconds a worker waits out a lost storage connection, retrying with "
+                        "backoff, before it stops (default 300)")
     add_limit_args(p)
     add_data_args(p)
     add_device_args(p)
@@ -87,7 +94,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else runner.default_study_dir(study, search)
     options = runner.StudyOptions(out=out, storage=args.storage, jobs=args.jobs or os.cpu_count() or 1,
                                   threads=args.threads, heartbeat=args.heartbeat, epochs=args.epochs,
-                                  device=device_of(args), search=search)
+                                  device=device_of(args), search=search, restart=args.restart,
+                                  patience=args.storage_patience)
     return report(study, runner.run_study(study, data, options), out)
 
 

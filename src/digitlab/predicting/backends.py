@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import torch
 
 from digitlab.checkpoints.format import Checkpoint
+from digitlab.checkpoints.integrity import class_names_problem
 from digitlab.data.normalise import normalise
 from digitlab.errors import ConfigError
 from digitlab.models.fusion import fold_batch_norm
@@ -98,7 +99,14 @@ class OnnxBackend:
         meta = self.session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:
             raise ConfigError(f"{path} was not exported by `digitlab export` (no class names in it)")
-        self.classes: list[str] = json.loads(meta["classes"])
+        try:
+            classes = json.loads(meta["classes"])
+        except ValueError:
+            classes = meta["classes"]
+        problem = class_names_problem(classes, len(classes) if isinstance(classes, list) else 0)
+        if problem is not None:
+            raise ConfigError(f"{path}: {problem}")
+        self.classes: list[str] = classes
         self.dataset: str = meta.get("dataset", "mnist")  # exports before data sets were named
         self.temperature = float(meta.get("temperature", 1.0))  # inside the graph's softmax
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -86,6 +87,7 @@ def _digits(report: Report, examples: Sequence[Example], css_class: str, why: bo
     """Thumbnails with captions; with `why`, each beside its explanation (report.why)."""
     cells = []
     for e in examples:
+        # Class names come from the checkpoint: data, escaped like every other caption.
         caption = (f"true {escape(e.true)} → {escape(e.predicted)}<br>{100 * e.confidence:.1f}% · "
                    f"#{e.index}")
         title = f"test digit {e.index}: true {e.true}, read as {e.predicted} ({100 * e.confidence:.2f}%)"
@@ -232,11 +234,20 @@ def render_html(report: Report, images: dict[str, bytes]) -> str:
                    for name, html in sections)
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f'<meta http-equiv="Content-Security-Policy" content="{report_policy()}">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{STYLE}</style>'
         f"</head><body><h1>{escape(title)}</h1><p class=note><code>{escape(str(report.path))}</code>: "
         f"{escape(c.model_name)} on {escape(c.dataset)}, epoch {c.epoch}; report by digitlab "
         f"{__version__} on {time.strftime('%Y-%m-%d %H:%M')}</p>{body}</body></html>\n"
     )
+
+
+def report_policy() -> str:
+    """The page's Content-Security-Policy: no script at all, its one style block by its hash,
+    images only from the data: URIs it carries; the page opens offline."""
+    digest = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+    return (f"default-src 'none'; script-src 'none'; style-src 'sha256-{digest}'; img-src data:; "
+            "base-uri 'none'; form-action 'none'")
 
 
 def figure_png(fig: Figure, dpi: int = 110) -> bytes:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -21,7 +24,13 @@ from digitlab.predicting.predictor import Predictor
 from digitlab.service.errors import install_error_handlers
 from digitlab.service.jobs import ImageJobs
 from digitlab.service.metrics import ServiceMetrics, forget_process
-from digitlab.service.middleware import HeadAsGet, ReadBodyFirst, RequestLog
+from digitlab.service.middleware import (
+    CSP_HEADER,
+    HeadAsGet,
+    ReadBodyFirst,
+    RequestLog,
+    SecurityHeaders,
+)
 from digitlab.service.protocol import LIMITS_KEY, ConnectionLimits, connection_cap
 from digitlab.service.routes import STATIC, pages, router
 from digitlab.service.settings import ServiceSettings
@@ -74,6 +83,7 @@ def create_app(settings: ServiceSettings | None = None, predictor: Predictor | N
     # Outermost last: the log sees every answer, HEAD included, bodies are read before one.
     app.add_middleware(ReadBodyFirst, max_bytes=settings.max_discard_bytes, timeout=settings.request_timeout)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestLog, metrics=metrics)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
@@ -81,15 +91,28 @@ def create_app(settings: ServiceSettings | None = None, predictor: Predictor | N
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
         """Swagger UI, from the swagger-ui-bundle package: nothing comes from a CDN."""
-        return get_swagger_ui_html(
+        return with_script_hashes(get_swagger_ui_html(
             openapi_url=app.openapi_url or "/openapi.json", title="digitlab API",
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
             swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
             swagger_ui_parameters={"validatorUrl": None},  # the validator badge calls swagger.io
-        )
+        ))
 
     return app
+
+
+def with_script_hashes(page: HTMLResponse) -> HTMLResponse:
+    """`page` with a Content-Security-Policy that allows its own inline scripts by their sha256
+    (Swagger UI starts from one) and nothing else inline; Swagger UI sets inline styles."""
+    body = bytes(page.body).decode()
+    hashes = " ".join(
+        "'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+        for script in re.findall(r"<script>(.*?)</script>", body, flags=re.S))
+    page.headers[CSP_HEADER] = (f"default-src 'self'; script-src 'self' {hashes}; style-src 'self' "
+                                "'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
+                                "base-uri 'none'; frame-ancestors 'none'")
+    return page
 
 
 def model_labels(predictor: Predictor) -> dict[str, str]:

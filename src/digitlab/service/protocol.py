@@ -105,15 +105,18 @@ class ConnectionGuard:
         if self not in self._waiting:
             super().data_received(data)  # type: ignore[misc]
             return
+        # Counted before the parser sees the bytes: a head that arrives whole in one piece
+        # is held to the limit too (only its part up to the blank line; a body may follow).
+        end = data.find(b"\r\n\r\n")
+        self._head_bytes += len(data) if end < 0 else end + 4
+        if self.limits is not None and self._head_bytes > self.limits.max_header_bytes:
+            self._refuse(431, "headers_too_large",
+                         f"the request head is over {self.limits.max_header_bytes:,} bytes")
+            return
         before = self.cycle
         super().data_received(data)  # type: ignore[misc]
         if self.cycle is not before or self.transport.is_closing():
             self._stop_waiting()  # a whole head arrived (or the connection is over)
-            return
-        self._head_bytes += len(data)
-        if self.limits is not None and self._head_bytes > self.limits.max_header_bytes:
-            self._refuse(431, "headers_too_large",
-                         f"the request head is over {self.limits.max_header_bytes:,} bytes")
 
     def on_response_complete(self) -> None:
         super().on_response_complete()  # type: ignore[misc]

@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from digitlab import __version__
 from digitlab.errors import CheckpointError
 from digitlab.predicting.predictor import Predictor
+from digitlab.processes import exit_with_parent
 from digitlab.service.app import create_app
 from digitlab.service.metrics import MULTIPROCESS_ENV
 from digitlab.service.protocol import PROTOCOL, connection_cap
@@ -77,15 +78,18 @@ def uvicorn_options(settings: ServiceSettings) -> dict[str, Any]:
 
 def settings_to_environment(settings: ServiceSettings) -> str:
     """The JSON a worker rebuilds `settings` from: every field, the model path made absolute,
-    and this process's log level."""
+    this process's log level and pid (its workers stop when it does)."""
     model = None if settings.model is None else str(Path(settings.model).resolve())
     fields = settings.model_copy(update={"model": model}).model_dump(mode="json")
-    return json.dumps({"settings": fields, "log_level": logging.getLogger().getEffectiveLevel()})
+    return json.dumps({"settings": fields, "log_level": logging.getLogger().getEffectiveLevel(),
+                       "parent": os.getpid()})
 
 
 def app_from_environment() -> FastAPI:
     """The app a worker process builds (uvicorn factory): settings from SETTINGS_ENV."""
     handed = json.loads(os.environ.get(SETTINGS_ENV, "{}"))
+    if "parent" in handed:  # killed, even by SIGKILL, `serve` takes its workers (and port) along
+        exit_with_parent(int(handed["parent"]))
     if not logging.getLogger().handlers:
         logging.basicConfig(level=handed.get("log_level", logging.INFO), format="%(message)s")
     _tune_process()

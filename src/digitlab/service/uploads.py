@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PIL import Image
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message, Scope
 
 from digitlab.errors import ImageError
@@ -30,10 +30,16 @@ async def read_upload(request: Request, limit: int) -> tuple[bytes, str]:
     if kind and not multipart and not kind.startswith(RAW_TYPES):
         raise _unsupported(kind)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except ClientDisconnect:
+        # nginx's 499: the client left before its upload was whole. Nobody sees the answer;
+        # the request log and /metrics count it apart from the server's own failures.
+        raise ApiError(499, "client_closed_request", f"the client left after {len(body):,} bytes "
+                       "of its upload") from None
     if not body:
         raise ApiError(400, "empty_upload", "the request has no image in it")
     if not kind:

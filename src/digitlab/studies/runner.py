@@ -17,13 +17,15 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from digitlab.data.splits import VALIDATION_SIZE
 from digitlab.errors import ConfigError, DigitlabError
-from digitlab.studies import storage
+from digitlab.processes import cap_jobs, exit_with_parent
+from digitlab.studies import folders, storage
 from digitlab.studies.spec import PlannedRun, StudySpec, plan_runs, run_config
-from digitlab.studies.storage import HEARTBEAT
-from digitlab.studies.trials import run_attrs
+from digitlab.studies.storage import HEARTBEAT, PATIENCE
+from digitlab.studies.trials import data_values, run_attrs
 from digitlab.studies.worker import RunOutcome, SearchSettings, WorkerSettings, pending, work
 from digitlab.training.config import DataConfig
 
@@ -42,6 +44,8 @@ class StudyOptions:
     epochs: int | None = None  # replaces the base's epochs (an epochs factor keeps its ratio)
     device: str = "auto"
     search: SearchSettings | None = None  # None: train the spec's plan
+    restart: bool = False  # take over a study folder that another study (spec) owns
+    patience: float = PATIENCE  # seconds a worker waits out a lost storage connection
 
     @property
     def storage_url(self) -> str:
@@ -85,6 +89,19 @@ def run_study(spec: StudySpec, data: DataConfig, options: StudyOptions) -> Study
     study is done; one run's failure never stops the others (its outcome says why)."""
     url, search = options.storage_url, options.search
     name = study_name(spec, search)
+    folders.claim(options.out, name, owner_values(spec, data, options), options.restart)
+    with storage.guarded(url):
+        return _run(spec, data, options, name)
+
+
+def owner_values(spec: StudySpec, data: DataConfig, options: StudyOptions) -> dict[str, Any]:
+    """What makes a study's runs what they are: its spec, epochs, data settings, plan or search."""
+    return {"spec": dataclasses.asdict(spec), "epochs": options.epochs, "data": data_values(data),
+            "search": options.search is not None}
+
+
+def _run(spec: StudySpec, data: DataConfig, options: StudyOptions, name: str) -> StudyRun:
+    url, search = options.storage_url, options.search
     plan = plan_runs(spec, epochs=options.epochs, device=options.device) if search is None else []
     if search is not None:
         from digitlab.studies.space import check_search
@@ -105,11 +122,12 @@ def run_study(spec: StudySpec, data: DataConfig, options: StudyOptions) -> Study
     seed = spec.seeds[0] if spec.seeds else run_config(spec, (), None, options.device).seed
     settings = WorkerSettings(storage=url, study=name, out=options.out, data=data,
                               device=options.device, search=search, spec=spec,
-                              epochs=options.epochs, seed=seed)
+                              epochs=options.epochs, seed=seed, patience=options.patience)
     if not pending(study, settings):
         logger.info("study %s: nothing to train", name)
         return StudyRun(name, url, plan, data, [])
-    return StudyRun(name, url, plan, data, _execute(settings, options))
+    runs = len(plan) if search is None else search.trials
+    return StudyRun(name, url, plan, data, _execute(settings, options, runs))
 
 
 def _plan_entries(plan: list[PlannedRun], data: DataConfig) -> list[storage.Entry]:
@@ -134,10 +152,14 @@ def _reference_entry(spec: StudySpec, data: DataConfig, options: StudyOptions) -
     return [(run_attrs("reference", (), base, data), params, {k: space[k] for k in params})]
 
 
-def _execute(settings: WorkerSettings, options: StudyOptions) -> list[RunOutcome]:
+def _execute(settings: WorkerSettings, options: StudyOptions, runs: int) -> list[RunOutcome]:
     """Work here: in this process for one job, else in `jobs` processes (whose outcomes the
-    storage holds: a process that dies loses nothing but its run, which another retries)."""
-    jobs = max(1, options.jobs)
+    storage holds: a process that dies loses nothing but its run, which another retries);
+    never more processes than runs, nor than processes.cap_jobs allows."""
+    jobs = cap_jobs(max(1, options.jobs))
+    if jobs > runs:
+        logger.info("--jobs %d: %d worker(s), one per run", options.jobs, runs)
+        jobs = max(1, runs)
     threads = options.threads or (max(1, (os.cpu_count() or 1) // jobs) if jobs > 1 else None)
     settings = dataclasses.replace(settings, threads=threads)
     logger.info("%d worker(s) here%s", jobs, f", {threads} torch thread(s) each" if threads else "")
@@ -146,7 +168,8 @@ def _execute(settings: WorkerSettings, options: StudyOptions) -> list[RunOutcome
     # spawn, not fork: a forked child of a process that already ran torch can hang in OpenMP
     context = multiprocessing.get_context("spawn")
     level = logging.getLogger("digitlab").getEffectiveLevel()
-    workers = [context.Process(target=_work_in_process, args=(settings, level), name=f"worker-{i}")
+    workers = [context.Process(target=_work_in_process, args=(settings, level, os.getpid()),
+                               name=f"worker-{i}")
                for i in range(jobs)]
     for process in workers:
         process.start()
@@ -155,14 +178,20 @@ def _execute(settings: WorkerSettings, options: StudyOptions) -> list[RunOutcome
         if process.exitcode:
             logger.error("%s stopped with exit code %s; any run it held is retried",
                          process.name, process.exitcode)
+    if all(process.exitcode for process in workers):
+        raise DigitlabError(f"every worker stopped ({len(workers)}): the study is unfinished; run "
+                            "the same command again to continue it")
     return []
 
 
-def _work_in_process(settings: WorkerSettings, level: int) -> None:
-    """A spawned worker: log as the command that started it; a DigitlabError is one line."""
+def _work_in_process(settings: WorkerSettings, level: int, parent: int) -> None:
+    """A spawned worker: log as the command that started it; a DigitlabError is one line;
+    stopped when the command is."""
+    exit_with_parent(parent)
     logging.basicConfig(level=level, format="%(message)s", force=True)
     try:
-        work(settings)
+        with storage.guarded(settings.storage):
+            work(settings)
     except DigitlabError as e:
         logger.error("digitlab: error: %s", e)
         sys.exit(1)

@@ -13,10 +13,12 @@ Running the plan is digitlab.studies.runner's job; its figures and tables, digit
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,6 +26,8 @@ from typing import Any
 
 from digitlab.errors import ConfigError, DigitlabError
 from digitlab.models import create_model, model_arguments
+from digitlab.studies.checks import base_problems, check_factor_type
+from digitlab.studies.folders import check_name
 from digitlab.training.config import TrainConfig
 from digitlab.training.recipes import build_config, get_recipe
 
@@ -152,7 +156,8 @@ def parse_spec(data: dict[str, Any], default_name: str = "study") -> StudySpec:
     if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
         raise ConfigError(f"study 'seeds' must be a list of integers (got {seeds!r})")
     spec = StudySpec(
-        name=str(data.get("name") or default_name), recipe=str(base.pop("recipe", DEFAULT_RECIPE)),
+        name=check_name(str(data.get("name") or default_name), "study name"),
+        recipe=str(base.pop("recipe", DEFAULT_RECIPE)),
         base=base, factors=tuple(_factor(k, v) for k, v in (data.get("vary") or {}).items()),
         mode=str(data.get("mode", "one-at-a-time")), seeds=tuple(seeds),
         description=str(data.get("description", "")),
@@ -203,6 +208,13 @@ def check_spec(spec: StudySpec) -> StudySpec:
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     if set(spec.base) - fields:
         raise ConfigError(f"unknown base setting(s) {sorted(set(spec.base) - fields)}")
+    check_name(spec.name, "study name")
+    problems = base_problems(spec.base)
+    if problems:
+        raise ConfigError(f"study {spec.name}: " + f"\nstudy {spec.name}: ".join(problems))
+    if spec.seeds and any(f.name == "seed" for f in spec.factors):
+        raise ConfigError("seed is a factor here: give its values there (--vary seed=1,2,3) or "
+                          "--seeds, not both")
     train_fields = fields - NOT_FACTORS
     model = str(spec.base.get("model") or get_recipe(spec.recipe).model)
     model_args = model_arguments(model)
@@ -256,7 +268,19 @@ def build_spec(source: str | None, vary: list[str] | None = None, grid: bool = F
         mode="grid" if grid else spec.mode, seeds=tuple(seeds) if seeds else spec.seeds,
         recipe=recipe or spec.recipe,
     )
+    if source is None:  # its own folder and study for every set of factors: never runs/study-vary
+        spec = dataclasses.replace(spec, name=vary_name(spec))
     return check_spec(spec)
+
+
+def vary_name(spec: StudySpec) -> str:
+    """A --vary study's name: its factors' names and a digest of everything it runs, e.g.
+    vary-lr-3f09c2d1 (the same command gives the same name, so it resumes)."""
+    text = json.dumps([spec.recipe, spec.mode, spec.seeds, [dataclasses.asdict(f) for f in spec.factors]],
+                      sort_keys=True, default=str)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    factors = "-".join(f.name for f in spec.factors)[:80]
+    return f"vary-{factors}-{digest}"
 
 
 # ---------------------------------------------------------------- the runs
@@ -284,7 +308,9 @@ def plan_runs(spec: StudySpec, epochs: int | None = None, device: str = "auto") 
             if epochs is not None:
                 combo = tuple((n, (lbl, _scaled(v, epochs, natural.epochs) if n == "epochs" else v))
                               for n, (lbl, v) in combo)
-            config = dataclasses.replace(run_config(spec, combo, epochs, device), seed=seed)
+            config = run_config(spec, combo, epochs, device)
+            if not any(n == "seed" for n, _ in combo):  # a seed factor sets the run's own seed
+                config = dataclasses.replace(config, seed=seed)
             if config == ref and spec.mode != "grid":
                 continue  # the base's own value: the reference run already is this variant
             settings = tuple((n, lbl) for n, (lbl, _) in combo)
@@ -311,7 +337,7 @@ def run_config(spec: StudySpec, combo: tuple[tuple[str, tuple[str, Any]], ...], 
     if epochs is not None:
         values["epochs"] = epochs
     for name, (label, value) in combo:
-        _check_type(name, label, value)
+        check_factor_type(name, label, value)
         (values if name in train_fields else values["model_args"])[name] = value
     where = " ".join(f"{n}={lbl}" for n, (lbl, _) in combo) or "base"
     try:
@@ -319,21 +345,15 @@ def run_config(spec: StudySpec, combo: tuple[tuple[str, tuple[str, Any]], ...], 
     except (TypeError, ValueError, DigitlabError) as e:
         raise ConfigError(f"study {spec.name}, {where}: {e}") from None
     try:  # a model that cannot be built is a spec mistake; say so before any run starts
-        create_model(config.model, **config.model_args)
+        with warnings.catch_warnings():  # torch's note on a layer of no units: refused below
+            warnings.simplefilter("ignore", UserWarning)
+            model = create_model(config.model, **config.model_args)
     except (ValueError, RuntimeError, TypeError) as e:
         raise ConfigError(f"study {spec.name}, {where}: bad model arguments ({e})") from None
+    if any(p.numel() == 0 for p in model.parameters()):  # hidden = [0]: a layer of no units
+        raise ConfigError(f"study {spec.name}, {where}: bad model arguments {config.model_args}: "
+                          "a layer would have no units")
     return config
-
-
-def _check_type(name: str, label: str, value: Any) -> None:
-    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    default = fields.get(name)
-    if default is None or default is dataclasses.MISSING:
-        return
-    ok = {bool: lambda v: isinstance(v, bool), int: lambda v: type(v) is int,
-          float: lambda v: type(v) in (int, float), str: lambda v: isinstance(v, str)}
-    if not ok[type(default)](value):
-        raise ConfigError(f"factor {name}: {label!r} is not a {type(default).__name__}")
 
 
 def _name(settings: tuple[tuple[str, str], ...], seed: int, spec: StudySpec) -> str:

@@ -15,13 +15,13 @@ import importlib.util
 import logging
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from digitlab.errors import ConfigError
+from digitlab.errors import ConfigError, DigitlabError
 from digitlab.studies.trials import KEY
 
 if TYPE_CHECKING:
@@ -37,9 +37,14 @@ HEARTBEAT = 10  # seconds between a training worker's heartbeats
 GRACE = 3  # heartbeats missed before a worker counts as dead and its run is retried
 MAX_RETRY = 3  # retries of a run whose worker died; a run that kills every worker stops there
 JOIN_WAIT = 60.0  # seconds a joining process waits for the creator to enqueue the plan
+# Seconds a worker waits out a lost storage connection (a database restarting, a network blip)
+# before it gives up; retries back off from 1 s to 30 s. A few minutes covers a restart.
+PATIENCE = 300.0
+FIRST_RETRY, LAST_RETRY = 1.0, 30.0
 KIND, PLANNED, HEARTBEAT_ATTR = "kind", "planned", "heartbeat"  # study user attributes
 # a trial to enqueue: its user attributes, params and their distributions
 Entry = tuple[dict[str, Any], dict[str, Any], dict[str, "BaseDistribution"]]
+T = TypeVar("T")
 
 
 def import_optuna() -> ModuleType:
@@ -138,8 +143,9 @@ def open_storage(url: str, heartbeat: int | None = None) -> RDBStorage:
             except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
                 error = e  # workers starting together race to create the tables: try again
                 time.sleep(0.5 * (attempt + 1))
-    detail = " ".join(str(getattr(error, "orig", None) or error).split())[:300]
-    raise ConfigError(f"cannot open the study storage {shown(url)}: {detail}")
+    detail = _detail(error) if error is not None else "?"
+    # chained: a worker's `retrying` tells a lost connection (waited out) from a wrong storage
+    raise ConfigError(f"cannot open the study storage {shown(url)}: {detail}") from error
 
 
 def _serialise_sqlite(engine: Any) -> None:
@@ -234,8 +240,9 @@ def load_for_work(url: str, name: str, sampler: Any = None, pruner: Any = None) 
     optuna = import_optuna()
     plain = optuna.load_study(study_name=name, storage=open_storage(url))
     heartbeat = int(plain.user_attrs.get(HEARTBEAT_ATTR, HEARTBEAT))
-    return optuna.load_study(study_name=name, storage=open_storage(url, heartbeat),
-                             sampler=sampler, pruner=pruner)
+    storage = open_storage(url, heartbeat)
+    tolerate_heartbeat_loss(storage)
+    return optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
 
 
 def fail_stale(study: Study) -> None:
@@ -255,3 +262,78 @@ def latest_by_key(trials: Sequence[FrozenTrial], keys: set[str]) -> dict[str, Fr
                             or chosen[key].state.name != "COMPLETE"):
             chosen[key] = t
     return chosen
+
+
+class StorageLost(DigitlabError):
+    """The study storage stayed unreachable longer than a worker waits."""
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether `error` (or what caused it) is a lost or refused database connection, which a
+    wait may cure, rather than a damaged or wrong storage."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    while error is not None:
+        if isinstance(error, InterfaceError | OperationalError):
+            return "malformed" not in str(error) and "not a database" not in str(error)
+        if isinstance(error, DBAPIError) and error.connection_invalidated:
+            return True
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False
+
+
+def retrying(call: Callable[[], T], url: str, patience: float = PATIENCE) -> T:
+    """`call()`, tried again with backoff (1 s doubling to 30 s, one log line each) while the
+    storage at `url` is unreachable, for up to `patience` seconds; then StorageLost."""
+    deadline, wait = time.monotonic() + patience, FIRST_RETRY
+    while True:
+        try:
+            return call()
+        except Exception as e:  # noqa: BLE001 - only lost connections are retried; the rest re-raised
+            if not connection_lost(e):
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StorageLost(f"the study storage {shown(url)} was unreachable for over "
+                                  f"{patience:g} s ({_detail(e)}); stopping this worker") from None
+            wait = min(wait, left)
+            logger.warning("study storage %s unreachable (%s); trying again in %.0f s", shown(url),
+                           _detail(e), wait)
+            time.sleep(wait)
+            wait = min(2 * wait, LAST_RETRY)
+
+
+@contextmanager
+def guarded(url: str) -> Iterator[None]:
+    """Storage errors that are not lost connections (a damaged SQLite file, tables that are
+    not Optuna's) as one line naming the storage."""
+    optuna = import_optuna()
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
+        if connection_lost(e):
+            raise StorageLost(f"the study storage {shown(url)} is unreachable ({_detail(e)})") from None
+        raise ConfigError(f"the study storage {shown(url)} is damaged or not a study storage "
+                          f"({_detail(e)}); move it away to start the study again") from None
+
+
+def _detail(error: BaseException) -> str:
+    cause = getattr(error, "orig", None) or error.__cause__ or error
+    cause = getattr(cause, "orig", None) or cause
+    return " ".join(str(cause).split())[:200] or type(cause).__name__
+
+
+def tolerate_heartbeat_loss(storage: RDBStorage) -> None:
+    """A heartbeat that cannot be recorded is skipped with one log line, not a thread dying
+    with a traceback: the next one tries again (and a run silent for too long is retried)."""
+    record = storage.record_heartbeat
+
+    def record_or_skip(trial_id: int) -> None:
+        try:
+            record(trial_id)
+        except Exception as e:  # noqa: BLE001 - any failure of one heartbeat: log, go on
+            logger.warning("heartbeat of trial %d not recorded (%s)", trial_id, _detail(e))
+
+    storage.record_heartbeat = record_or_skip  # type: ignore[method-assign]

@@ -9,17 +9,17 @@ prunes one whose validation accuracy after an epoch is below the median of earli
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from digitlab.studies import storage
+from digitlab.studies import folders, storage
 from digitlab.studies.spec import StudySpec
+from digitlab.studies.storage import PATIENCE
 from digitlab.studies.trials import (
     CONFIG,
     DUPLICATE_OF,
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 LOG = "train.log"
 POLL = 2.0  # seconds between looks at the storage while other workers finish
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class WorkerSettings:
     spec: StudySpec | None = None  # what a search draws from
     epochs: int | None = None  # a search's epochs, replacing the base's
     seed: int = 1  # a search's seed
+    patience: float = PATIENCE  # seconds to wait out a lost storage connection
 
 
 @dataclass(frozen=True)
@@ -98,13 +100,15 @@ def work(settings: WorkerSettings) -> list[RunOutcome]:
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
     with storage.quiet_optuna():
-        study = storage.load_for_work(settings.storage, settings.study, *_sampling(settings))
+        study = _patiently(lambda: storage.load_for_work(settings.storage, settings.study,
+                                                         *_sampling(settings)), settings)
         outcomes: list[RunOutcome] = []
 
         def collect(_: Study, trial: FrozenTrial) -> None:
             outcomes.append(_outcome(trial))
 
-        while True:
+        def step() -> bool:
+            """Train a waiting trial, or wait for others' to finish; False when all are done."""
             storage.fail_stale(study)
             if _has_work(study, settings):
                 study.optimize(lambda trial: _objective(trial, settings), n_trials=1,
@@ -112,7 +116,18 @@ def work(settings: WorkerSettings) -> list[RunOutcome]:
             elif study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
                 time.sleep(POLL)
             else:
-                return outcomes
+                return False
+            return True
+
+        # A lost connection (anywhere in a step) is waited out; a trial it left RUNNING stops
+        # sending heartbeats and is retried, continuing from its last.pt.
+        while _patiently(step, settings):
+            pass
+        return outcomes
+
+
+def _patiently(call: Callable[[], T], settings: WorkerSettings) -> T:
+    return storage.retrying(call, settings.storage, settings.patience)
 
 
 def pending(study: Study, settings: WorkerSettings) -> bool:
@@ -181,7 +196,9 @@ def _take(trial: Trial, settings: WorkerSettings) -> float:
     if twin is not None:
         return _follow(trial, twin, settings)
     config, data = run_of(attrs, settings.data.root, settings.device)
-    return _train_trial(trial, config, data, settings.out / attrs[RUN])
+    # The run's name comes from the storage: checked to name a folder inside the study's
+    run_dir = folders.run_folder(settings.out, str(attrs[RUN]))
+    return _train_trial(trial, config, data, run_dir, settings)
 
 
 def _twin(trial: Trial, key: str) -> FrozenTrial | None:
@@ -235,14 +252,15 @@ def run_state(config: TrainConfig, data: DataConfig, run_dir: Path) -> str:
     return "resume" if (run_dir / LAST).is_file() else "new"
 
 
-def _train_trial(trial: Trial, config: TrainConfig, data: DataConfig, run_dir: Path) -> float:
+def _train_trial(trial: Trial, config: TrainConfig, data: DataConfig, run_dir: Path,
+                 settings: WorkerSettings) -> float:
     """Train (or resume, or read back) the run in `run_dir`, reporting each epoch to `trial`;
     the trial keeps the run's record, also when pruned or failed part-way."""
     optuna = storage.import_optuna()
     state = run_state(config, data, run_dir)
     if state == "changed":
         logger.warning("%s: settings changed since it ran; starting it again", run_dir.name)
-        shutil.rmtree(run_dir)
+        folders.remove_run(settings.out, run_dir)
     status = {"finished": "finished before", "resume": "resumed"}.get(state, "trained")
     trial.set_user_attr(STATUS, status)
     try:
@@ -253,7 +271,7 @@ def _train_trial(trial: Trial, config: TrainConfig, data: DataConfig, run_dir: P
                 for epoch in record.history.epochs:
                     trial.report(epoch.selection_score, epoch.epoch)
         if state != "finished":
-            record = _train(config, data, run_dir, state == "resume", _reporter(trial))
+            record = _train(config, data, run_dir, state == "resume", _reporter(trial, settings))
     except optuna.TrialPruned:
         _keep_record(trial, run_dir)
         trial.set_user_attr(STATUS, "pruned")
@@ -266,13 +284,14 @@ def _train_trial(trial: Trial, config: TrainConfig, data: DataConfig, run_dir: P
     return record.history.epochs[-1].selection_score
 
 
-def _reporter(trial: Trial) -> Callable[[EpochRecord], None]:
-    """The trainer's per-epoch hook: report the epoch's score; stop here if the pruner says so."""
+def _reporter(trial: Trial, settings: WorkerSettings) -> Callable[[EpochRecord], None]:
+    """The trainer's per-epoch hook: report the epoch's score (waiting out a lost storage
+    connection); stop here if the pruner says so."""
     optuna = storage.import_optuna()
 
     def report(epoch: EpochRecord) -> None:
-        trial.report(epoch.selection_score, epoch.epoch)
-        if trial.should_prune():
+        _patiently(lambda: trial.report(epoch.selection_score, epoch.epoch), settings)
+        if _patiently(trial.should_prune, settings):
             raise optuna.TrialPruned(f"pruned after epoch {epoch.epoch}")
 
     return report
@@ -318,9 +337,16 @@ def _run_log(run_dir: Path) -> Iterator[None]:
     package.addHandler(handler)
     package.setLevel(logging.INFO)
     package.propagate = False  # per-epoch lines go to the run's log; the study says one per run
+    # ...but a storage outage is the operator's business: its lines reach the console too
+    outage = logging.getLogger(storage.__name__)
+    console = [h for h in logging.getLogger().handlers if h not in outage.handlers]
+    for h in console:
+        outage.addHandler(h)
     try:
         yield
     finally:
+        for h in console:
+            outage.removeHandler(h)
         package.removeHandler(handler)
         handler.close()
         package.setLevel(saved[0])

@@ -231,12 +231,21 @@ function setAnswer(text, kind, summary) {
   }
 }
 
+/** An element of `tag` with class `className` and, if given, `text` as its text (never markup). */
+function element(tag, className, text) {
+  const node = document.createElement(tag);
+  node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
 function buildBars() {
   const bars = $("bars");
   for (let d = 0; d < 10; d++) {
     const li = document.createElement("li");
-    li.innerHTML = `<span class="digit">${d}</span><span class="track"><span class="fill"></span></span>` +
-      `<span class="pct">–</span>`;
+    const track = element("span", "track");
+    track.append(element("span", "fill"));
+    li.append(element("span", "digit", String(d)), track, element("span", "pct", "–"));
     bars.append(li);
   }
 }
@@ -318,8 +327,14 @@ function digitTile(reading, index) {
   tile.type = "button";
   tile.className = "tile";
   tile.setAttribute("aria-label", `Digit ${index + 1}: ${describeDigit(reading)} Show its probabilities.`);
-  tile.innerHTML = `<img alt="" width="48" height="48" src="${reading.input_png}">` +
-    `<span class="tile-digit">${reading.label ?? "?"}</span><span class="tile-pct">${percent(reading.confidence)}</span>`;
+  // Built as nodes, never as markup: a label comes from the model's checkpoint, which is data.
+  const img = document.createElement("img");
+  img.alt = "";
+  img.width = 48;
+  img.height = 48;
+  img.src = reading.input_png;
+  tile.append(img, element("span", "tile-digit", String(reading.label ?? "?")),
+    element("span", "tile-pct", percent(reading.confidence)));
   tile.addEventListener("click", () => selectDigit(index));
   return tile;
 }
