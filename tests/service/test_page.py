@@ -157,6 +157,7 @@ def test_why_overlays_the_strokes_that_decided_the_answer(page):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.locator(".layout > section").first.screenshot(path=str(ARTIFACTS / "page-explanation.png"))
     page.get_by_role("button", name="A number").click()  # numbers are explained too, digit by digit
+    page.get_by_role("button", name="Clear").click()  # the 7 drawn for one digit stays otherwise
     draw(page, [[(0.12, 0.25), (0.17, 0.15), (0.17, 0.85)], [(0.35, 0.2), (0.5, 0.2), (0.4, 0.85)]])
     assert len(settled_answer(page)) == 2
     page.wait_for_selector("#why:not([hidden])", timeout=20_000)
