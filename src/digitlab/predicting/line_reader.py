@@ -67,8 +67,9 @@ class LineReader:
         return f"LineReader(source={self.source!r})"
 
     @torch.inference_mode()
-    def read_numbers(self, images: Sequence[Image.Image], min_confidence: float) -> list[NumberReading]:
-        """One NumberReading per picture."""
+    def read_numbers(self, images: Sequence[Image.Image], min_confidence: float,
+                     classes: Sequence[str] = DIGITS) -> list[NumberReading]:
+        """One NumberReading per picture; `classes` name the digits (a digit model's own names)."""
         prepared = [prepare(image) for image in images]
         out: list[NumberReading] = []
         for start in range(0, len(prepared), BATCH):
@@ -80,12 +81,13 @@ class LineReader:
                                            "(NaN or inf): the line reader is broken; train it again")
             decoded = greedy_decode(log_probs, steps_for(torch.from_numpy(widths)))
             for i, (p, d) in enumerate(zip(chunk, decoded, strict=True)):
-                out.append(_reading(p, d, log_probs[:, i].exp(), min_confidence, images[start + i].size))
+                out.append(_reading(p, d, log_probs[:, i].exp(), min_confidence, images[start + i].size,
+                                    classes))
         return out
 
 
 def _reading(p: PreparedLine, decoded: Decoded, probs: torch.Tensor, min_confidence: float,
-             size: tuple[int, int]) -> NumberReading:
+             size: tuple[int, int], classes: Sequence[str]) -> NumberReading:
     boxes = _boxes(p, decoded)
     digits = []
     for (first, last), box in zip(decoded.spans, boxes, strict=True):
@@ -97,28 +99,35 @@ def _reading(p: PreparedLine, decoded: Decoded, probs: torch.Tensor, min_confide
         confidence = float(distribution.max())
         reason = None if confidence >= min_confidence else \
             f"confidence {confidence:.2f} is below {min_confidence:.2f}"
-        digits.append(DigitReading.of(distribution, DIGITS, pixels, reason=reason, box=box))
+        digits.append(DigitReading.of(distribution, classes, pixels, reason=reason, box=box))
     return NumberReading.of(digits, size)
 
 
 def _boxes(p: PreparedLine, decoded: Decoded) -> list[list[int]]:
-    """Each digit's box in the picture: the inked pixels between the midpoints of its place
-    and its neighbours' (the whole writing's height when it holds no clear ink)."""
+    """Each digit's box in the picture: the inked pixels between its neighbours' cuts, each cut
+    at the column with the least ink between two digits' places (the whole writing's height
+    when a digit's columns hold no clear ink)."""
     if not decoded.spans:
         return []
     x0, y0, x1, y1 = p.box
+    ink = p.ink[y0:y1, x0:x1] >= LINES.crop_level
     per_column = (x1 - x0) / max(p.pixels.shape[1], 1)  # picture px per net px
-    centres = [STRIDE * (a + b + 1) / 2 for a, b in decoded.spans]
-    middles = [(u + v) / 2 for u, v in zip(centres, centres[1:], strict=False)]
-    cuts = [0.0, *middles, float(p.pixels.shape[1])]
+    centres = [int(STRIDE * (a + b + 1) / 2 * per_column) for a, b in decoded.spans]
+    profile = ink.sum(axis=0)
+    cuts = [0]
+    for u, v in zip(centres, centres[1:], strict=False):
+        between = profile[u : max(v, u + 1)]
+        emptiest = np.flatnonzero(between == between.min()) if between.size else np.array([0])
+        cuts.append(u + int(emptiest[len(emptiest) // 2]))  # the middle of the emptiest columns
+    cuts.append(ink.shape[1])
     boxes = []
-    for left, right in zip(cuts, cuts[1:], strict=False):
-        a = x0 + int(left * per_column)
-        b = max(x0 + int(np.ceil(right * per_column)), a + 1)
-        region = p.ink[y0:y1, a:b] >= LINES.crop_level
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        b = max(b, a + 1)
+        region = ink[:, a:b]
         rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
         if rows.size == 0:
-            boxes.append([a, y0, b, y1])
+            boxes.append([x0 + a, y0, x0 + b, y1])
         else:
-            boxes.append([a + int(cols[0]), y0 + int(rows[0]), a + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1])
+            boxes.append([x0 + a + int(cols[0]), y0 + int(rows[0]), x0 + a + int(cols[-1]) + 1,
+                          y0 + int(rows[-1]) + 1])
     return boxes

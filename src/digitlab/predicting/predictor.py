@@ -222,7 +222,7 @@ class Predictor:
                               f"{self.dataset} ({', '.join(self.classes[:3])}, …)")
         pictures = [to_image(image) for image in images]
         if reader == "line":
-            return self.line_reader.read_numbers(pictures, min_confidence)
+            return self.line_reader.read_numbers(pictures, min_confidence, self.classes)
         return [self._segment_number(picture, min_confidence, top_k) for picture in pictures]
 
     @property
