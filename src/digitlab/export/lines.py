@@ -23,7 +23,7 @@ from digitlab.errors import ConfigError, DigitlabError
 from digitlab.export.exporter import MAX_DIFFERENCE, ExportCheck, ExportError
 from digitlab.files import atomic_path
 from digitlab.models.linenet import HEIGHT, greedy_decode
-from digitlab.reading.backends import onnx_session
+from digitlab.predicting.backends import onnx_session
 
 logger = logging.getLogger(__name__)
 

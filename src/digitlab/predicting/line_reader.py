@@ -35,7 +35,7 @@ class OnnxLines:
     and answering as the net does (T×N×11 log-probabilities)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        from digitlab.reading.backends import onnx_session
+        from digitlab.predicting.backends import onnx_session
 
         self.session = onnx_session(path)
 

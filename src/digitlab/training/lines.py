@@ -55,6 +55,18 @@ class LineTrainConfig:
     data_dir: str | None = None
     dry_run: bool = False  # two batches of one epoch: a smoke test
 
+    def __post_init__(self) -> None:
+        problems = [f"{name} must be at least {least} (got {getattr(self, name)})"
+                    for name, least in (("epochs", 1), ("batch_size", 1), ("val_lines", 1))
+                    if getattr(self, name) < least]
+        if self.lines_per_epoch < self.batch_size:
+            problems.append(f"an epoch of {self.lines_per_epoch} fields is less than one batch of "
+                            f"{self.batch_size}")
+        if not self.lr > 0:
+            problems.append(f"lr must be more than 0 (got {self.lr})")
+        if problems:
+            raise ConfigError("recipe numbers: " + "; ".join(problems))
+
     def model_args(self) -> dict[str, Any]:
         return {"widths": list(self.widths), "hidden": self.hidden}
 
@@ -166,7 +178,8 @@ def _start(config: LineTrainConfig, out: Path, resume: bool) -> tuple[LineNet, A
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                   foreach=True)
     steps = max(1, config.epochs * (config.lines_per_epoch // config.batch_size))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=steps + 1,
+    # at least 8 steps: the warm-up needs a few, and a smoke test has few batches
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.lr, total_steps=max(steps + 1, 8),
                                                     pct_start=0.25)
     history, first = LineHistory(), 1
     if resume and (out / "last.pt").is_file():
