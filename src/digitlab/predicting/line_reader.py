@@ -22,6 +22,7 @@ from digitlab.errors import CheckpointError, ModelOutputNotFinite
 from digitlab.models.linenet import BLANK, STRIDE, Decoded, greedy_decode, steps_for
 from digitlab.predicting.results import DigitReading, NumberReading
 from digitlab.reading.lines import PreparedLine, batch_lines, prepare
+from digitlab.reading.measures import ink_box
 from digitlab.reading.parameters import LINES
 from digitlab.reading.robust.centring import normalise_digit
 
@@ -123,11 +124,9 @@ def _boxes(p: PreparedLine, decoded: Decoded) -> list[list[int]]:
     boxes = []
     for a, b in zip(cuts, cuts[1:], strict=False):
         b = max(b, a + 1)
-        region = ink[:, a:b]
-        rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
-        if rows.size == 0:
+        inked = ink_box(ink[:, a:b], 0)
+        if inked is None:
             boxes.append([x0 + a, y0, x0 + b, y1])
         else:
-            boxes.append([x0 + a + int(cols[0]), y0 + int(rows[0]), x0 + a + int(cols[-1]) + 1,
-                          y0 + int(rows[-1]) + 1])
+            boxes.append([x0 + a + inked[0], y0 + inked[1], x0 + a + inked[2], y0 + inked[3]])
     return boxes

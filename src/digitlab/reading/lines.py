@@ -14,7 +14,7 @@ from PIL import Image
 
 from digitlab.models.linenet import HEIGHT, STRIDE
 from digitlab.reading.images import to_grayscale
-from digitlab.reading.measures import ink_is_dark
+from digitlab.reading.measures import ink_box, ink_is_dark
 from digitlab.reading.parameters import LINES, LineFields
 
 
@@ -30,13 +30,13 @@ def ink_levels(grey: np.ndarray, params: LineFields = LINES) -> np.ndarray:
 def writing_box(ink: np.ndarray, params: LineFields = LINES) -> tuple[int, int, int, int]:
     """[x0, y0, x1, y1] (exclusive) around the clearly inked pixels, with a margin; the whole
     picture when none is clearly ink (textured paper: the net sorts it out)."""
-    mask = ink >= params.crop_level
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    box = ink_box(ink >= params.crop_level, 0)
+    if box is None:
         return 0, 0, ink.shape[1], ink.shape[0]
-    margin = int(np.ceil(params.crop_margin * (rows[-1] - rows[0] + 1))) + 1
-    return (max(0, int(cols[0]) - margin), max(0, int(rows[0]) - margin),
-            min(ink.shape[1], int(cols[-1]) + 1 + margin), min(ink.shape[0], int(rows[-1]) + 1 + margin))
+    x0, y0, x1, y1 = box
+    margin = int(np.ceil(params.crop_margin * (y1 - y0))) + 1
+    return (max(0, x0 - margin), max(0, y0 - margin),
+            min(ink.shape[1], x1 + margin), min(ink.shape[0], y1 + margin))
 
 
 @dataclass

@@ -25,8 +25,7 @@ from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
 
 from digitlab.checkpoints.lines import LineCheckpoint, load_line_checkpoint, save_line_checkpoint
-from digitlab.data.datasets import TRAIN_IMAGES, TRAIN_LABELS, raw_dir, resolve_root
-from digitlab.data.idx import read_idx
+from digitlab.data import load_split, resolve_root
 from digitlab.errors import ConfigError
 from digitlab.files import write_json
 from digitlab.models.linenet import BLANK, LineNet, greedy_decode, steps_for
@@ -77,12 +76,9 @@ class LineHistory:
 
 
 def _bank(config: LineTrainConfig, rng: np.random.Generator) -> GlyphBank:
-    root = raw_dir(resolve_root(config.data_dir))
-    try:
-        images, labels = read_idx(root / TRAIN_IMAGES), read_idx(root / TRAIN_LABELS)
-    except FileNotFoundError:
-        raise ConfigError(f"MNIST is not in {root}; run `digitlab data fetch` first") from None
-    return GlyphBank.build(images, labels, rng)
+    # the training split only, verified as every other trainer reads it: never the test digits
+    images, labels = load_split(resolve_root(config.data_dir), train=True)
+    return GlyphBank.build(images.numpy(), labels.numpy(), rng)
 
 
 class SyntheticLines(IterableDataset):

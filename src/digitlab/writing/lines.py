@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from digitlab.reading.measures import crop, ink_box
 from digitlab.writing import wild_hard
 from digitlab.writing.fonts import handwriting_fonts
 
@@ -91,11 +92,8 @@ def _mnist_glyph(bank: GlyphBank, digit: int, rng: np.random.Generator, style: L
 
 
 def _crop(ink: np.ndarray) -> np.ndarray:
-    mask = ink > 0.02
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return np.zeros((1, 1), np.float32)
-    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    box = ink_box(ink, 0.02)  # coverage above 2%: the faint rim of a stroke still counts
+    return np.zeros((1, 1), np.float32) if box is None else crop(ink, box)
 
 
 def _glyph(bank: GlyphBank, digit: int, height: float, width_scale: float,
