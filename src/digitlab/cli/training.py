@@ -88,9 +88,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="continue RUN from its last finished epoch with its saved settings; of "
                         "the flags that change what it learns only --epochs may be given (train "
                         "to that many epochs in all)")
-    p.add_argument("--amp", nargs="?", const="bf16", choices=AMP_MODES[1:],
-                   help="mixed precision on CUDA: bf16 autocast (default), or fp16 with loss "
-                        "scaling; refused on CPU")
+    p.add_argument("--amp", nargs="?", const="bf16", choices=AMP_MODES,
+                   help="mixed precision: bf16 autocast (the default of a bare --amp) on CUDA or "
+                        "on a CPU with bfloat16 instructions (AVX512-BF16, AMX); fp16 with loss "
+                        "scaling on CUDA; auto: bf16 where it is fast, else float32; off: float32 "
+                        "(default: the recipe's)")
     p.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files into RUN/tensorboard/ (needs "
                         "pip install 'digitlab[tensorboard]')")

@@ -16,7 +16,7 @@ LOSS_ALIASES = {"cross-entropy": "nll", "cross_entropy": "nll", "ce": "nll"}
 OPTIMIZERS = ("adadelta", "sgd", "adam", "adamw")
 SCHEDULERS = ("step", "onecycle", "none")
 PER_BATCH_SCHEDULERS = ("onecycle",)  # stepped after every batch; the others once per epoch
-AMP_MODES = ("off", "bf16", "fp16")  # mixed precision (training.precision): CUDA only
+AMP_MODES = ("off", "auto", "bf16", "fp16")  # mixed precision (training.precision); auto: bf16 where fast
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class DataConfig:
         return cls(**{**kept, "root": Path(kept["root"])})
 
 
-_ADDED_SINCE_0_1 = {"amp": "off", "tensorboard": False}
+_ADDED_SINCE_0_1 = {"amp": "off", "tensorboard": False, "junk": 0}
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,11 @@ class TrainConfig:
     loss: str = "nll"  # training loss; evaluation always reports NLL so runs compare
     augment: dict[str, Any] | None = None  # AugmentConfig fields; None = no augmentation
     channels_last: bool = False  # NHWC memory format: faster convolutions on CPU
-    amp: str = "off"  # mixed precision on CUDA: off, bf16 or fp16 (training.precision)
+    amp: str = "off"  # mixed precision: off, auto, bf16 or fp16 (training.precision)
     printed: int = 0  # typeset digits added to the training split (digitlab.writing.synthetic)
     redrawn: int = 0  # training digits re-drawn with an even pen and added (digitlab.writing.synthetic)
     styled: int = 0  # training digits in styles and pictures MNIST lacks (digitlab.writing.synthetic)
+    junk: int = 0  # pictures with no digit, learned as "not a digit" (digitlab.writing.junk)
     batch_size: int = 64
     test_batch_size: int = 1000
     epochs: int = 14
@@ -97,8 +98,10 @@ class TrainConfig:
              f"unknown optimizer {self.optimizer!r}; choose one of: {', '.join(OPTIMIZERS)}"),
             (self.scheduler in SCHEDULERS,
              f"unknown scheduler {self.scheduler!r}; choose one of: {', '.join(SCHEDULERS)}"),
+            (min(self.printed, self.redrawn, self.styled, self.junk) >= 0,
+             "printed, redrawn, styled and junk are counts: 0 or more"),
             (self.weight_decay >= 0, f"--weight-decay must be at least 0 (got {self.weight_decay})"),
-            (self.amp in AMP_MODES, f"--amp must be bf16 or fp16 (got {self.amp!r})"),
+            (self.amp in AMP_MODES, f"--amp must be off, auto, bf16 or fp16 (got {self.amp!r})"),
         ]
         for ok, message in checks:
             if not ok:

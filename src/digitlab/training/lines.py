@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from digitlab.checkpoints.lines import LineCheckpoint, load_line_checkpoint, save_line_checkpoint
 from digitlab.data import load_split, resolve_root
+from digitlab.devices import cpu_has_bf16
 from digitlab.errors import ConfigError
 from digitlab.files import write_json
 from digitlab.models.linenet import BLANK, LineNet, greedy_decode, steps_for
@@ -117,8 +118,7 @@ def use_bf16(amp: str) -> bool:
     """Whether to train in bfloat16 autocast on the CPU."""
     if amp not in ("auto", "on", "off"):
         raise ConfigError(f"amp must be auto, on or off; got {amp!r}")
-    supported = bool(getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")() in ("AVX512", "AMX")
-                     and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    supported = cpu_has_bf16()
     if amp == "on" and not supported:
         raise ConfigError("--amp needs a CPU with bfloat16 instructions (AVX512-BF16 or AMX); "
                           "this one has none: leave --amp off")
