@@ -63,3 +63,24 @@ def test_no_bar_off_a_terminal_but_debug_lines(capfd, caplog):
     lines = [r.getMessage() for r in caplog.records if r.name == "digitlab.training.engine"]
     assert [line.split(",")[0] for line in lines] == ["e1: batch 1/8", "e1: batch 5/8"]
     assert "loss" in lines[1] and lines[1].endswith("images/s")
+
+
+def test_pictures_labelled_not_a_digit_are_learned_as_even_odds():
+    from digitlab.data import NOT_A_DIGIT
+
+    torch.manual_seed(0)
+    pixels, numbers = make_fake_images(64)
+    digits = torch.from_numpy(pixels).float().unsqueeze(1) / 255
+    labels = torch.from_numpy(numbers).long()
+    blanks = torch.rand(64, 1, 28, 28) * 0.1  # faint noise: no digit
+    images = torch.cat([digits, blanks])
+    targets = torch.cat([labels, torch.full((64,), NOT_A_DIGIT)])
+    model = create_model("mlp")
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        train_one_epoch(model, [(images, targets)], optimizer, progress=False)
+    model.eval()
+    with torch.no_grad():
+        on_digits, on_blanks = model(digits).exp(), model(blanks).exp()
+    assert (on_digits.argmax(1) == labels).float().mean() > 0.9
+    assert on_blanks.max(1).values.max() < 0.3  # even odds are 0.1 each: never a confident digit

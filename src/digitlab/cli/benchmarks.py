@@ -21,6 +21,9 @@ digitlab bench wild --per-condition 0 --real my-digits/ --failures misread/
     p.add_argument("--model", metavar="CHECKPOINT", help=MODEL_HELP)
     p.add_argument("--per-condition", type=non_negative_int, default=300, metavar="N",
                    help="images rendered per condition (default 300; 0: none)")
+    p.add_argument("--junk", type=non_negative_int, default=300, metavar="N",
+                   help="pictures with no digit rendered (slabs, frames, rules, blots, specks, "
+                        "squared paper) to measure how many come back as a digit (default 300; 0: none)")
     p.add_argument("--conditions", nargs="+", metavar="NAME", help="only these conditions")
     p.add_argument("--seed", type=int, default=0, help="rendering seed (default 0)")
     p.add_argument("--real", metavar="DIR", type=Path, help="also score real labelled digits in DIR "
@@ -54,6 +57,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 print(f"({name}: exact string match; per-digit accuracy "
                       f"{100 * results[name]['robust']['digit_accuracy']:.1f}%; naive and "
                       "plain cannot split numbers)")
+    junk = wild.score_junk(predictor, args.junk, args.seed) if args.junk > 0 else None
+    if junk is not None:
+        print(f"\npictures with no digit read as a digit (confidence at least {MIN_CONFIDENCE}; "
+              "'no digit' is right):")
+        for kind, row in junk.items():
+            print(f"{kind:<44}{row['n']:>5}{100 * row['read_as_digit']:>8.1f}%")
     real = wild.score_real(predictor, args.real, args.failures) if args.real else None
     if real is not None:
         print(wild.format_table(f"real digits in {args.real}", real["all"]))
@@ -63,6 +72,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from digitlab.files import write_json
 
         write_json(args.json, {"model": args.model, "seed": args.seed, "results": results,
+                               **({"junk": junk} if junk is not None else {}),
                                **({"real": real} if real is not None else {})})
         print(f"wrote {args.json}")
     return 0

@@ -6,6 +6,7 @@ from digitlab.data.datasets import (
     MNIST,
     MNIST_MEAN,
     MNIST_STD,
+    NOT_A_DIGIT,
     TEST_IMAGES,
     TEST_LABELS,
     TRAIN_IMAGES,
@@ -27,7 +28,8 @@ from digitlab.data.splits import (
 )
 
 __all__ = [
-    "DATASETS", "FASHION_MNIST", "MNIST", "MNIST_MEAN", "MNIST_STD", "TEST_IMAGES", "TEST_LABELS",
+    "DATASETS", "FASHION_MNIST", "MNIST", "MNIST_MEAN", "MNIST_STD", "NOT_A_DIGIT", "TEST_IMAGES",
+    "TEST_LABELS",
     "TRAIN_IMAGES", "TRAIN_LABELS", "VALIDATION_SIZE", "DatasetSpec", "check_file",
     "compute_stats", "default_root", "describe_datasets", "get_dataset", "load_split",
     "normalisation", "raw_dir", "read_idx", "resolve_root", "sha256_file", "split_validation",

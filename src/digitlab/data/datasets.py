@@ -26,6 +26,11 @@ TEST_IMAGES = "t10k-images-idx3-ubyte"
 TEST_LABELS = "t10k-labels-idx1-ubyte"
 
 
+# The label of a training picture that holds no digit (digitlab.writing.junk): the loss asks the
+# model for even odds over every class on it (training.engine), so it reads as "no digit".
+NOT_A_DIGIT = -1
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """One data set of 28×28 images: its files, checksums, sources, normalisation and classes."""

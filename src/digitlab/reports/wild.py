@@ -17,13 +17,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from digitlab.batch.stream import FileReading
 from digitlab.predicting.predictor import MIN_CONFIDENCE, Predictor
 from digitlab.reading.images import IMAGE_SUFFIXES, load_image
 from digitlab.reports.show import write_show
-from digitlab.writing import wild
+from digitlab.writing import junk, wild
 
 PIPELINES = ("naive", "plain", "robust")
 
@@ -92,6 +93,20 @@ def score_real(predictor: Predictor, folder: Path, failures: Path | None) -> dic
              for name, idx in sorted(members.items())}
         for by, members in groups.items()
     }
+
+
+def score_junk(predictor: Predictor, count: int, seed: int) -> dict[str, dict]:
+    """How often pictures with no digit (writing.junk: slabs of paper, frames, ruled lines,
+    blots, specks, squared paper) come back as a digit at the default confidence, per kind."""
+    rng = np.random.default_rng([seed, 6_700_417])
+    pictures = [junk.junk_picture(rng, junk.KINDS[i % len(junk.KINDS)]) for i in range(count)]
+    readings = predictor.read_digits([p for p, _ in pictures], "robust")
+    by_kind: dict[str, list[bool]] = defaultdict(list)
+    for (_, kind), reading in zip(pictures, readings, strict=True):
+        by_kind[kind].append(reading.digit is not None)
+    by_kind["all"] = [r.digit is not None for r in readings]
+    return {kind: {"read_as_digit": sum(hits) / len(hits), "n": len(hits)}
+            for kind, hits in by_kind.items()}
 
 
 def format_table(title: str, rows: dict[str, dict[str, dict]]) -> str:

@@ -152,16 +152,21 @@ def _diverged(weighted: list[torch.Tensor]) -> TrainingDiverged:
 
 
 def _loss(log_probs: torch.Tensor, labels: torch.Tensor, name: str, smoothing: float) -> torch.Tensor:
+    """The batch's mean loss. A row labelled NOT_A_DIGIT (a picture with no digit) is asked for
+    even odds over every class (outlier exposure: cross-entropy, or squared error, against the
+    uniform distribution), so the model learns to be unsure on junk."""
+    classes = log_probs.shape[1]
+    known = labels >= 0
     if name == "mse":
-        classes = log_probs.shape[1]
-        target = F.one_hot(labels, classes).to(log_probs.dtype) * (1 - smoothing) + smoothing / classes
+        one_hot = F.one_hot(labels.clamp(min=0), classes).to(log_probs.dtype)
+        target = torch.where(known[:, None], one_hot * (1 - smoothing) + smoothing / classes,
+                             torch.full_like(one_hot, 1 / classes))
         return F.mse_loss(log_probs.exp(), target)  # mean over all N×C cells, like nn.MSELoss()
     if name != "nll":
         raise ValueError(f"unknown loss {name!r}")
-    loss = F.nll_loss(log_probs, labels)
-    if smoothing:
-        loss = (1 - smoothing) * loss - smoothing * log_probs.mean(dim=1).mean()
-    return loss
+    picked = log_probs.gather(1, labels.clamp(min=0)[:, None]).squeeze(1)
+    uniform = log_probs.mean(dim=1)  # minus the cross-entropy against even odds
+    return torch.where(known, -(1 - smoothing) * picked - smoothing * uniform, -uniform).mean()
 
 
 @torch.inference_mode()

@@ -52,6 +52,8 @@ from digitlab.training.tensorboard import TensorBoardLog
 
 logger = logging.getLogger(__name__)
 
+SYNTHETIC_CACHE = "synthetic"  # the folder under the data root that keeps rendered training digits
+
 Scheduler = torch.optim.lr_scheduler.LRScheduler
 
 
@@ -122,9 +124,10 @@ def _train(config: TrainConfig, data: DataConfig, run_dir: Path, resume: bool,
         run_dir.mkdir(parents=True, exist_ok=True)
         save_run(record, CONFIG)
     logger.info(
-        "training %s (%d parameters) on %s, %d training images%s; run folder %s",
-        config.model, record.parameters, device, batches.train_images,
-        f" in {ranks.world_size} processes" if ranks.enabled else "", run_dir,
+        "training %s (%d parameters) on %s%s, %d training images%s; run folder %s",
+        config.model, record.parameters, device,
+        f" in {str(precision.dtype).removeprefix('torch.')} autocast" if precision else "",
+        batches.train_images, f" in {ranks.world_size} processes" if ranks.enabled else "", run_dir,
     )
     epochs = 1 if config.dry_run else config.epochs
     best = record.history.best_score
@@ -283,8 +286,9 @@ def _check_ranks(record: RunRecord, model: nn.Module, ranks: distributed.Distrib
 
 def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConfig,
                    data: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The training split plus the recipe's typeset, re-drawn and styled digits (writing.synthetic)."""
-    if not (config.printed or config.redrawn or config.styled):
+    """The training split plus the recipe's typeset, re-drawn and styled digits and pictures with
+    no digit (writing.synthetic)."""
+    if not (config.printed or config.redrawn or config.styled or config.junk):
         return images, labels  # no import of the font and stroke machinery, no copy
     from digitlab.writing import synthetic
 
@@ -292,6 +296,7 @@ def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConf
         return count if data.train_limit is None else max(count * len(images) // 60_000, 10)
 
     parts = [(images, labels)]
+    cache = data.root / SYNTHETIC_CACHE  # rendered once per seed and code version, then read back
     if not get_dataset(data.dataset).digits:
         raise ConfigError(f"recipe {config.recipe!r} adds typeset and re-drawn digits; "
                           f"{data.dataset} is not a digit data set")
@@ -299,10 +304,13 @@ def _add_synthetic(images: torch.Tensor, labels: torch.Tensor, config: TrainConf
         parts.append(synthetic.printed_digits(share(config.printed), config.seed))
     if config.redrawn:
         parts.append(synthetic.redrawn_digits(images, labels, share(config.redrawn), config.seed,
-                                              progress=config.progress))
+                                              progress=config.progress, cache=cache))
     if config.styled:
         parts.append(synthetic.styled_digits(images, labels, share(config.styled), config.seed,
-                                             progress=config.progress))
+                                             progress=config.progress, cache=cache))
+    if config.junk:
+        parts.append(synthetic.junk_digits(share(config.junk), config.seed, progress=config.progress,
+                                           cache=cache))
     return torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
 
 

@@ -208,7 +208,7 @@ def _shear(line: np.ndarray, slant: float) -> np.ndarray:
     return ink[:, max(0, cols[0] - pad) : cols[-1] + 1 + pad]
 
 
-def _texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+def paper_texture(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     """Paper: a level, and sometimes guilloche, ruled or squared lines or blotches (0..1 dark)."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     dark = np.zeros((h, w), np.float32)
@@ -283,7 +283,7 @@ def render_line(bank: GlyphBank, rng: np.random.Generator, style: LineStyle = ST
     ink = _compose(_pieces(digits, bank, rng, style), rng, style)
     h, w = ink.shape
     paper = rng.uniform(0.55, 1.0) if rng.random() < 0.7 else 1.0
-    background = paper * (1 - _texture(h, w, rng))
+    background = paper * (1 - paper_texture(h, w, rng))
     background = background * (1 - _rules(h, w, ink, rng, style.baseline) * rng.uniform(0.3, 0.9))
     ink_level = rng.uniform(0.0, 0.45) * paper
     opacity = rng.uniform(0.75, 1.0)

@@ -15,18 +15,26 @@ preprocessing a user's image gets, so they look exactly like what the model sees
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm import tqdm
 
+from digitlab.data.datasets import NOT_A_DIGIT
+from digitlab.errors import OutputError
+from digitlab.files import atomic_path
 from digitlab.reading.robust.centring import normalise_digit
 from digitlab.reading.robust.views import preprocess_robust
-from digitlab.writing import wild_hard
+from digitlab.writing import junk, wild_hard
 from digitlab.writing.fonts import digit_fonts, handwriting_fonts
 from digitlab.writing.strokes import write_with_pen
 
@@ -69,41 +77,34 @@ def redraw_one(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(preprocess_robust(Image.fromarray(page)).pixels)
 
 
-def _redraw_chunk(digits: np.ndarray, seed: int, start: int) -> np.ndarray:
-    torch.set_num_threads(1)
-    return np.stack([redraw_one(d, np.random.default_rng([seed, 104_729, start + i]))
-                     for i, d in enumerate(digits)])
+def _redraw_chunk(seed: int, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    assert _POOL_DIGITS is not None
+    digits, labels = (a[start : start + count] for a in _POOL_DIGITS)
+    return (np.stack([redraw_one(d, np.random.default_rng([seed, 104_729, start + i]))
+                      for i, d in enumerate(digits)]), labels)
 
 
 def redrawn_digits(
     images: torch.Tensor, labels: torch.Tensor, count: int, seed: int, progress: bool = False,
+    cache: Path | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` of the (training) `images` picked at random and re-drawn with an even pen
     (uint8 N×28×28, white on black, preprocessed) with their labels; the same for the same seed.
 
-    About 13 ms a digit, spread over the machine's cores.
+    About 13 ms a digit, spread over the machine's cores; kept in `cache` (see _in_chunks).
     """
     if count <= 0:
-        return torch.zeros(0, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)
+        return _none()
     picks = torch.from_numpy(np.random.default_rng([seed, 104_723]).choice(len(images), count))
-    digits = images[picks].numpy()
-    starts = range(0, count, _CHUNK)
-    workers = min(os.cpu_count() or 1, len(starts))
-    with ProcessPoolExecutor(workers) as pool, tqdm(
-        total=count, desc="re-drawing digits", unit="digit", disable=None if progress else True, leave=False
-    ) as bar:
-        parts = []
-        for part in pool.map(_redraw_chunk, (digits[s : s + _CHUNK] for s in starts),
-                             [seed] * len(starts), starts):
-            parts.append(part)
-            bar.update(len(part))
-    pixels = torch.from_numpy(np.concatenate(parts))
+    parts = _in_chunks(_redraw_chunk, count, seed, "re-drawing digits", progress,
+                       (images[picks].numpy(), labels[picks].numpy()), cache)
+    made = _as_training(parts)
     logger.info("re-drew %d training digits with an even pen", count)
-    return (pixels * 255).round().clamp(0, 255).to(torch.uint8), labels[picks].clone()
+    return made
 
 
 STYLES = ("continental", "low-res", "marker", "shadow", "handwriting-fonts")
-STYLE_SHARES = (0.25, 0.2, 0.15, 0.15, 0.25)
+STYLE_SHARES = (0.4, 0.2, 0.1, 0.05, 0.25)
 
 
 def styled_one(
@@ -122,8 +123,10 @@ def styled_one(
         pool = np.flatnonzero(np.isin(labels, wild_hard.CONTINENTAL_DIGITS)) if style == "continental" \
             else np.arange(len(labels))
         k = int(pool[int(rng.integers(len(pool)))])
-        label = int(labels[k])
-        image = wild_hard.RENDERERS[style](rng, images[k], label)
+        label, digit = int(labels[k]), images[k]
+        if style == "low-res" and label in wild_hard.CONTINENTAL_DIGITS and rng.random() < 0.5:
+            digit = wild_hard.continental_digit(digit, label, rng)  # cheques, forms: European hands
+        image = wild_hard.RENDERERS[style](rng, digit, label)
     prepared = preprocess_robust(image)
     if not prepared.has_ink:
         return None
@@ -151,8 +154,95 @@ def _styled_chunk(seed: int, start: int, count: int) -> tuple[np.ndarray, np.nda
             np.array([m[1] for m in kept], dtype=np.int64))
 
 
+def _in_chunks(job: Any, count: int, seed: int, what: str, progress: bool,
+               initargs: tuple[np.ndarray, np.ndarray] | None = None,
+               cache: Path | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`job(seed, start, size)` over chunks of `count` on every core: its (pixels, labels) parts.
+
+    With a `cache` folder each chunk is kept there as a file named by what decides its pixels
+    (the job, seed, start and size, the digits it draws from, the fonts and the source of the
+    code that renders and preprocesses): a later run with the same seed renders only the
+    chunks it has not made before, whatever its count.
+    """
+    starts = list(range(0, count, _CHUNK))
+    sizes = [min(_CHUNK, count - s) for s in starts]
+    key = _cache_key(job.__name__, initargs) if cache is not None else ""
+    files = [cache / f"{key}-{seed}-{s}-{n}.npz" if cache is not None else None
+             for s, n in zip(starts, sizes, strict=True)]
+    parts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for i, file in enumerate(files):
+        kept = _kept(file)
+        if kept is not None:
+            parts[i] = kept
+    todo = [i for i in range(len(starts)) if i not in parts]
+    if todo:
+        workers = min(os.cpu_count() or 1, len(todo))
+        pool = ProcessPoolExecutor(workers, initializer=_keep_digits, initargs=initargs) if initargs \
+            else ProcessPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,))
+        with pool, tqdm(total=sum(sizes[i] for i in todo), desc=what, unit="picture",
+                        disable=None if progress else True, leave=False) as bar:
+            jobs = pool.map(job, [seed] * len(todo), [starts[i] for i in todo], [sizes[i] for i in todo])
+            for i, part in zip(todo, jobs, strict=True):
+                parts[i] = part
+                _keep(files[i], part)
+                bar.update(sizes[i])
+    return [parts[i] for i in range(len(starts))]
+
+
+def _kept(file: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """A chunk from the cache; None where there is none (or it is damaged: rendered again)."""
+    if file is None or not file.is_file():
+        return None
+    try:
+        with np.load(file) as saved:
+            return saved["pixels"], saved["labels"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        logger.warning("%s is damaged: rendering its pictures again", file)
+        return None
+
+
+def _keep(file: Path | None, part: tuple[np.ndarray, np.ndarray]) -> None:
+    if file is None:
+        return
+    try:
+        with atomic_path(file) as tmp, open(tmp, "wb") as f:
+            np.savez(f, pixels=part[0], labels=part[1])
+    except OutputError as e:  # a read-only data folder: training goes on without the cache
+        logger.warning("cannot keep rendered pictures: %s", e)
+
+
+@functools.cache
+def _code_digest() -> str:
+    """The source of everything that decides a synthetic picture's pixels."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*root.glob("writing/*.py"), *root.glob("reading/**/*.py")]):
+        digest.update(path.read_bytes())
+    for font in (*digit_fonts(), *handwriting_fonts()):
+        digest.update(str(font).encode())
+    return digest.hexdigest()
+
+
+def _cache_key(job: str, initargs: tuple[np.ndarray, np.ndarray] | None) -> str:
+    digest = hashlib.sha256(_code_digest().encode())
+    for array in initargs or ():
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return f"{job.strip('_')}-{digest.hexdigest()[:16]}"
+
+
+def _as_training(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels = torch.from_numpy(np.concatenate([p[0] for p in parts]))
+    return ((pixels * 255).round().clamp(0, 255).to(torch.uint8),
+            torch.from_numpy(np.concatenate([p[1] for p in parts])))
+
+
+def _none() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.zeros(0, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)
+
+
 def styled_digits(
     images: torch.Tensor, labels: torch.Tensor, count: int, seed: int, progress: bool = False,
+    cache: Path | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """About `count` (training) digits in the styles and pictures MNIST lacks (STYLES), made into
     what the model sees (uint8 N×28×28, white on black) with their labels; the same for the same
@@ -160,19 +250,38 @@ def styled_digits(
     the rest are typeset in the installed handwriting fonts. About 40 ms a digit, on every core.
     """
     if count <= 0:
-        return torch.zeros(0, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)
-    arr, labs = images.numpy(), labels.numpy()
-    starts = list(range(0, count, _CHUNK))
-    sizes = [min(_CHUNK, count - s) for s in starts]
-    workers = min(os.cpu_count() or 1, len(starts))
-    with ProcessPoolExecutor(workers, initializer=_keep_digits, initargs=(arr, labs)) as pool, tqdm(
-        total=count, desc="styled digits", unit="digit", disable=None if progress else True, leave=False
-    ) as bar:
-        parts = []
-        for part in pool.map(_styled_chunk, [seed] * len(starts), starts, sizes):
-            parts.append(part)
-            bar.update(len(part[1]))
-    pixels = torch.from_numpy(np.concatenate([p[0] for p in parts]))
-    logger.info("made %d training digits in styles MNIST lacks", len(pixels))
-    return ((pixels * 255).round().clamp(0, 255).to(torch.uint8),
-            torch.from_numpy(np.concatenate([p[1] for p in parts])))
+        return _none()
+    parts = _in_chunks(_styled_chunk, count, seed, "styled digits", progress,
+                       (images.numpy(), labels.numpy()), cache)
+    made = _as_training(parts)
+    logger.info("made %d training digits in styles MNIST lacks", len(made[1]))
+    return made
+
+
+def junk_one(rng: np.random.Generator) -> np.ndarray | None:
+    """A picture with no digit (digitlab.writing.junk) as the model would see it, through one of
+    robust's views; None when preprocessing finds no ink in it (the reader says so itself)."""
+    prepared = preprocess_robust(junk.junk_picture(rng)[0])
+    if not prepared.has_ink:
+        return None
+    views = [prepared.pixels, *prepared.alternatives.values()]
+    return np.asarray(views[int(rng.integers(len(views)))])
+
+
+def _junk_chunk(seed: int, start: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    made = [junk_one(np.random.default_rng([seed, 32_452_843, start + i])) for i in range(count)]
+    kept = [m for m in made if m is not None]
+    return (np.stack(kept) if kept else np.zeros((0, 28, 28), np.float32),
+            np.full(len(kept), NOT_A_DIGIT, dtype=np.int64))
+
+
+def junk_digits(count: int, seed: int, progress: bool = False,
+                cache: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """About `count` pictures with no digit, as the model sees them (uint8 N×28×28), labelled
+    NOT_A_DIGIT; the same for the same seed. About 10 ms a picture, on every core."""
+    if count <= 0:
+        return _none()
+    made = _as_training(_in_chunks(_junk_chunk, count, seed, "pictures with no digit", progress,
+                                   cache=cache))
+    logger.info("made %d pictures with no digit", len(made[1]))
+    return made

@@ -34,30 +34,48 @@ INK_LEVEL = 100  # MNIST pixels above this are ink when we look for where stroke
 
 
 def add_crossbar(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A 28×28 MNIST 7 with a short bar across its stem, about half-way down."""
+    """A 28×28 MNIST 7 with a short bar across its stem, about half-way down; now and then a
+    second bar (some writers cross twice, or bar the top as well)."""
     ink = digit > INK_LEVEL
     rows = np.flatnonzero(ink.any(axis=1))
     top, bottom = int(rows[0]), int(rows[-1])
-    y = int(round(top + rng.uniform(0.45, 0.62) * (bottom - top)))
-    cols = np.flatnonzero(ink[y])
-    if cols.size == 0:
-        return digit
-    x = float(cols.mean())
-    half = rng.uniform(0.28, 0.42) * (bottom - top)
-    tilt = math.tan(math.radians(rng.uniform(-10, 6))) * half
-    return _draw_lines(digit, [[(x - half, y + tilt), (x + half, y - tilt)]], rng)
+    bars = []
+    for where in [rng.uniform(0.45, 0.62)] + ([rng.uniform(0.3, 0.75)] if rng.random() < 0.15 else []):
+        y = int(round(top + where * (bottom - top)))
+        cols = np.flatnonzero(ink[y])
+        if cols.size == 0:
+            continue
+        x = float(cols.mean())
+        half = rng.uniform(0.28, 0.42) * (bottom - top)
+        tilt = math.tan(math.radians(rng.uniform(-10, 6))) * half
+        bars.append([(x - half, y + tilt), (x + half, y - tilt)])
+    return _draw_lines(digit, bars, rng) if bars else digit
 
 
 def add_flag(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A 28×28 MNIST 1 with a long up-stroke: from its top, down and to the left."""
+    """A 28×28 MNIST 1 the continental way: a long up-stroke from its top, down and to the left
+    (as long as half the digit, at 25-70° below the horizontal: never the level bar of a 7),
+    sometimes a base serif; now and then the up-stroke is as long as the stem (a Λ-like 1)."""
     ink = digit > INK_LEVEL
     rows = np.flatnonzero(ink.any(axis=1))
     top, bottom = int(rows[0]), int(rows[-1])
     x = float(np.flatnonzero(ink[top]).mean())
-    length = rng.uniform(0.2, 0.4) * (bottom - top)
-    angle = math.radians(rng.uniform(45, 70))  # below the horizontal: steeper than a 7's bar
+    foot_x = float(np.flatnonzero(ink[bottom]).mean())
+    # the stem's own angle below the horizontal (90°: upright; less: leaning right); the flag
+    # leaves it at least 20° flatter, or it would only thicken a slanted stem
+    stem = math.degrees(math.atan2(bottom - top, x - foot_x))
+    steepest = min(70.0, stem - 20)
+    if rng.random() < 0.12 and steepest > 50:  # the bare up-stroke and stem
+        length, angle = rng.uniform(0.5, 0.8) * (bottom - top), rng.uniform(50, steepest)
+    else:
+        length, angle = rng.uniform(0.22, 0.55) * (bottom - top), rng.uniform(28, max(steepest, 35))
+    angle = math.radians(angle)
     end = (max(1.0, x - length * math.cos(angle)), top + length * math.sin(angle))
-    return _draw_lines(digit, [[(x, top + 0.5), end]], rng)
+    lines = [[(x, top + 0.5), end]]
+    if rng.random() < 0.2:  # a foot: a short level stroke across the bottom of the stem
+        half = rng.uniform(0.12, 0.22) * (bottom - top)
+        lines.append([(foot_x - half, bottom - 0.5), (foot_x + half, bottom - 0.5)])
+    return _draw_lines(digit, lines, rng)
 
 
 def open_four(rng: np.random.Generator) -> np.ndarray:
