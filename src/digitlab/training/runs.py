@@ -69,12 +69,15 @@ class EpochRecord:
     real: dict[str, float] | None = None  # accuracy on each --val-real folder, by its name
     real_mean: float | None = None  # their mean
 
+    def selection(self, select_by: str | None = None) -> str:
+        """The score that picks best.pt (DataConfig.select_by): `test` accuracy, `val`idation
+        accuracy, or the mean accuracy over the `real` folders; None: `val` where the run held
+        some out, else `test`."""
+        return select_by or ("test" if self.val_accuracy is None else "val")
+
     def selection_score(self, select_by: str | None = None) -> float:
-        """What best.pt is chosen by (DataConfig.select_by): `test` accuracy, `val`idation
-        accuracy, or the mean accuracy over the `real` folders; None: validation accuracy
-        where the run held some out, else test accuracy."""
-        if select_by is None:
-            select_by = "test" if self.val_accuracy is None else "val"
+        """What best.pt is chosen by: the score `selection(select_by)` names."""
+        select_by = self.selection(select_by)
         score = {"test": self.accuracy, "val": self.val_accuracy, "real": self.real_mean}[select_by]
         if score is None:
             raise ValueError(f"epoch {self.epoch} has no {select_by} accuracy to be chosen by")
