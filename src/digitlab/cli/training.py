@@ -15,6 +15,7 @@ from digitlab.cli.args import (
     add_dataset_arg,
     add_device_args,
     add_limit_args,
+    add_real_args,
     device_of,
     non_negative_int,
     shows_progress,
@@ -27,7 +28,6 @@ from digitlab.training.config import (
     LOSS_ALIASES,
     LOSSES,
     OPTIMIZERS,
-    SELECT_BY,
     DataConfig,
     TrainConfig,
 )
@@ -105,18 +105,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "epoch, as the tutorial would")
     add_real_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars (as -q)")
-
-
-def add_real_args(p: argparse.ArgumentParser) -> None:
-    """--val-real and --select-by: `train` and `study` judge runs by them alike."""
-    p.add_argument("--val-real", action="append", metavar="DIR",
-                   help="a folder of real labelled digits (names start with the digit and `_`, "
-                        "as `bench wild --real` reads) scored every epoch, never trained on; "
-                        "repeatable: metrics.json keeps each folder's accuracy")
-    p.add_argument("--select-by", choices=SELECT_BY,
-                   help="what picks best.pt: test accuracy, val(idation) accuracy, or the mean "
-                        "accuracy over the --val-real folders (default: val with --val-split, "
-                        "else test)")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

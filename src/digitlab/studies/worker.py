@@ -364,6 +364,7 @@ def _outcome(trial: FrozenTrial) -> RunOutcome:
     elif record is not None and record.history.epochs:
         last = record.history.epochs[-1]
         score = "" if last.val_accuracy is None else f", validation {100 * last.val_accuracy:.2f}%"
+        score += "" if last.real_mean is None else f", real {100 * last.real_mean:.2f}%"
         logger.info("%s: %s (trial %d), test accuracy %.2f%%%s after %d epoch(s)", name, status,
                     trial.number, 100 * last.accuracy, score, last.epoch)
     elif status not in ("idle",):
