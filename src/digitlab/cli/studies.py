@@ -110,8 +110,9 @@ def report(study: StudySpec, run: StudyRun, out: Path) -> int:
     found = results.read_results(run)
     table = results.trial_table(found.trials)
     if run.plan:
-        written = summary.write_study_summary(study, run.plan, found.records, out, table)
-        print(f"study {study.name}: {len(run.plan)} runs, ranked by final test accuracy "
+        written = summary.write_study_summary(study, run.plan, found.records, out, table,
+                                              run.data.select_by)
+        print(f"study {study.name}: {len(run.plan)} runs, ranked by {summary.ranked_by(written)} "
               f"(points against the reference):\n{summary.format_ranking(written)}")
         print(f"wrote {out / 'summary.md'}, summary.csv and {len(written.figures)} figure(s)")
     else:
