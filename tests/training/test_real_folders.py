@@ -133,8 +133,16 @@ def test_the_cli_refuses_select_by_real_without_folders(mnist_root, tmp_path, ca
     assert err.endswith("--select-by real needs at least one --val-real DIR") and "\n" not in err
 
 
-def test_a_resume_with_other_folders_is_refused(data, folders, tmp_path):
+def test_a_resume_keeps_the_folders_and_refuses_others(data, folders, tmp_path):
     run = tmp_path / "run"
     trainer.train(config(), data, run)
     with pytest.raises(ConfigError, match="data.val_real"):
         trainer.train(config(), dataclasses.replace(data, val_real=(str(folders[0]),)), run)
+    assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    assert [set(e.real or ()) for e in load_run(run).history.epochs] == [{"paper", "cropped"}] * 2
+
+
+def test_the_numbers_recipe_refuses_real_folders(folders, tmp_path, capsys):
+    assert main(["train", "--recipe", "numbers", "--val-real", str(folders[0]), "--out",
+                 str(tmp_path / "n")]) == 1
+    assert "--val-real and --select-by judge a digit recipe" in capsys.readouterr().err
