@@ -22,7 +22,7 @@ SELECT_BY = ("test", "val", "real")  # what picks best.pt (training.runs.EpochRe
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data set lives and which one it is."""
+    """Where the data set lives and which one it is; what judges the run and picks best.pt."""
 
     root: Path
     dataset: str = "mnist"

@@ -246,19 +246,19 @@ def _run_epoch(config: TrainConfig, epoch: int, epochs: int, batches: _Batches, 
     logger.info(
         "epoch %d/%d: %s%stest loss %.4f, accuracy %.2f%% (%d/%d), %.1f s (%.0f images/s)",
         epoch, epochs, f"validation {100 * checked.accuracy:.2f}%, " if checked else "",
-        _describe_real(real),
+        _describe_real(history.epochs[-1]),
         result.loss, 100 * result.accuracy, result.correct, result.total,
         stats.seconds + result.seconds, stats.images_per_s,
     )
     return result
 
 
-def _describe_real(real: dict[str, float] | None) -> str:
+def _describe_real(epoch: EpochRecord) -> str:
     """`real 97.1% (real-digits 98.6%, mine 95.5%), ` for the log line; "" without --val-real."""
-    if not real:
+    if not epoch.real or epoch.real_mean is None:
         return ""
-    each = ", ".join(f"{name} {100 * accuracy:.1f}%" for name, accuracy in real.items())
-    return f"real {100 * sum(real.values()) / len(real):.1f}% ({each}), "
+    each = ", ".join(f"{name} {100 * accuracy:.1f}%" for name, accuracy in epoch.real.items())
+    return f"real {100 * epoch.real_mean:.1f}% ({each}), "
 
 
 def _diverged(config: TrainConfig, epoch: int, what: str) -> TrainingDiverged:
