@@ -135,3 +135,33 @@ def test_draws_that_cannot_train_count_and_fail_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("--weight-decay must be at least 0") >= 2
     assert "digitlab: error: run trial-001 failed: ConfigError: study vary-weight_decay-" in err
+
+
+def test_a_search_can_rank_and_prune_by_real_folders(tmp_path, mnist_root, capsys):
+    """--select-by real: each trial's objective (per epoch, for the pruner, and at its end) is
+    the mean accuracy on the --val-real folders; no validation split is held out for it."""
+    from digitlab import data as datasets
+    from tests.training.test_real_folders import write_folder
+
+    x, y = datasets.load_split(mnist_root, train=False, limit=20)
+    mine = write_folder(tmp_path / "mine", x, y, crop=False)
+    out = tmp_path / "search"
+    spec_of(tmp_path)
+    assert main(["study", str(tmp_path / "spec.toml"), "--search", "tpe", "--trials", "2",
+                 "--epochs", "2", "--train-limit", "500", "--test-limit", "200", "--out", str(out),
+                 "--val-real", str(mine), "--select-by", "real", "--data-dir", str(mnist_root),
+                 "--device", "cpu", "--jobs", "1"]) == 0
+    assert "best by real accuracy" in capsys.readouterr().out
+    trials = optuna.load_study(study_name="ranges-search",
+                               storage=storage.default_storage(out)).get_trials()
+    for trial in trials:
+        metrics = json.loads((out / trial.user_attrs["run"] / "metrics.json").read_text())
+        per_epoch = {e["epoch"]: e["real_mean"] for e in metrics["epochs"]}
+        assert trial.intermediate_values == per_epoch and trial.value == per_epoch[2]
+        data = json.loads((out / trial.user_attrs["run"] / "config.json").read_text())["data"]
+        assert data["select_by"] == "real" and data["val_split"] == 0
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    assert sorted(float(r["real_accuracy"]) for r in rows) == sorted(t.value for t in trials)
+    assert "mean real-folder accuracy" in (out / "summary.md").read_text()
+    with pytest.raises(ConfigError, match="a search never picks by the test set"):
+        search_data(DataConfig(root=tmp_path, select_by="test"))

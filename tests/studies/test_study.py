@@ -174,3 +174,30 @@ def test_a_failed_run_is_reported_and_the_others_continue(mnist_root, tmp_path, 
     rows = list(csv.DictReader((out / "summary.csv").open()))
     assert [r["run"] for r in rows] == ["reference", "hidden-2-layers"]
     assert "Not finished (failed or not run yet): lr-0.5" in (out / "summary.md").read_text()
+
+
+def test_a_study_picking_by_real_folders_ranks_by_them(tmp_path):
+    """Records judged by --val-real: with --select-by real the ranking goes by the folders'
+    final mean accuracy (here the reverse of the test set's order), else by test accuracy."""
+    from digitlab.studies import summary
+    from digitlab.training.runs import EpochRecord, History, RunRecord
+
+    plan = plan_runs(build_spec(None, vary=["lr=0.5"]), epochs=1)
+    records = {}
+    for run, (test, real) in zip(plan, [(0.9, 0.6), (0.8, 0.7)], strict=True):
+        last = EpochRecord(epoch=1, samples=10, train_loss=1.0, test_loss=1.0, accuracy=test,
+                           lr=1.0, seconds=1.0, images_per_s=10.0, real={"mine": real},
+                           real_mean=real)
+        records[run.name] = RunRecord(path=tmp_path / run.name, config=run.config,
+                                      history=History(epochs=[last]))
+    by_real = summary.summarise(plan, records, "real")
+    assert [r["variant"] for r in by_real.ranking] == ["lr=0.5", "reference"]
+    assert by_real.ranking[0]["vs_reference"] == pytest.approx(0.1)
+    assert [r["final_real"] for r in by_real.rows] == [0.6, 0.7]
+    assert "lr=0.5" in summary.format_ranking(by_real).splitlines()[0]
+    markdown = summary.format_markdown(build_spec(None, vary=["lr=0.5"]), plan, by_real)
+    assert "## Ranking by final mean real-folder accuracy" in markdown
+    by_test = summary.summarise(plan, records)
+    assert [r["variant"] for r in by_test.ranking] == ["reference", "lr=0.5"]
+    assert "| rank | variant | final accuracy |" in summary.format_markdown(
+        build_spec(None, vary=["lr=0.5"]), plan, by_test)

@@ -52,7 +52,7 @@ def test_a_run_folder_written_before_the_record_existed_reads_back():
     assert run.history.train[2] == TrainPoint(epoch=2, samples=300, loss=1.3927772045135498)
     last = run.history.epochs[-1]
     assert (last.epoch, last.samples, last.accuracy, last.lr, last.val_accuracy) == (2, 400, 0.615, 0.7, 0.68)
-    assert run.accuracy == 0.615 and run.history.best_score == 0.68  # best.pt went by validation
+    assert run.accuracy == 0.615 and run.best_score == 0.68  # best.pt went by validation
 
 
 def test_the_record_writes_todays_files_key_for_key(tmp_path):
@@ -75,6 +75,23 @@ def test_a_record_round_trips_through_its_folder(tmp_path):
     assert saved[CONFIG]["data"]["root"] == "/data" and saved[CONFIG]["device_resolved"] == "cpu"
     assert saved[METRICS]["epochs_done"] == 1 and saved[METRICS]["accuracy"] == 0.8
     assert "world_size" not in saved[METRICS]
+
+
+def test_real_folder_scores_round_trip_and_pick_best_pt_when_asked(tmp_path):
+    judged = [epoch(1, accuracy=0.9, real={"mine": 0.5, "theirs": 0.7}, real_mean=0.6),
+              epoch(2, accuracy=0.8, real={"mine": 0.8, "theirs": 0.8}, real_mean=0.8)]
+    data = DataConfig(root=Path("/data"), val_real=("/real/mine", "/real/theirs"), select_by="real")
+    original = record(tmp_path, data=data, history=History(epochs=judged))
+    save_run(original)
+    assert load_run(tmp_path) == original
+    saved = files_of(tmp_path)
+    assert saved[METRICS]["epochs"][1]["real"] == {"mine": 0.8, "theirs": 0.8}
+    assert saved[CONFIG]["data"]["val_real"] == ["/real/mine", "/real/theirs"]
+    assert original.best_score == 0.8 and original.history.best_score("test") == 0.9
+    assert [e.selection_score() for e in judged] == [0.9, 0.8]  # the default: test, no split
+    with pytest.raises(ValueError, match="no real accuracy"):
+        epoch(1).selection_score("real")
+    assert "real" not in record(tmp_path).to_dict()[METRICS]["epochs"][0]  # unjudged: no keys
 
 
 def test_a_torchrun_job_records_every_ranks_weights(tmp_path):

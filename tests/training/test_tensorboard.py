@@ -9,6 +9,8 @@ from digitlab.cli import main
 from digitlab.errors import ConfigError
 from digitlab.training import trainer
 from digitlab.training.config import DataConfig, TrainConfig
+from digitlab.training.runs import EpochRecord, History
+from digitlab.training.tensorboard import epoch_scalars
 
 
 def test_a_tiny_run_writes_scalars_that_match_metrics_json_and_figures(mnist_root, tmp_path, capsys):
@@ -47,3 +49,12 @@ def test_without_tensorboard_installed_it_says_how_to_install(mnist_root, tmp_pa
         trainer.train(config, DataConfig(root=mnist_root, train_limit=64, test_limit=64),
                       tmp_path / "run")
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_real_folders_get_a_scalar_each_and_their_mean():
+    judged = EpochRecord(epoch=1, samples=10, train_loss=1.0, test_loss=1.0, accuracy=0.5, lr=1.0,
+                         seconds=1.0, images_per_s=10.0, real={"mine": 0.75, "theirs": 0.25},
+                         real_mean=0.5)
+    scalars = epoch_scalars(History(epochs=[judged]))
+    assert scalars["accuracy/real/mine"] == 0.75 and scalars["accuracy/real/theirs"] == 0.25
+    assert scalars["accuracy/real_mean"] == 0.5

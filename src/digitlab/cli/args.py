@@ -69,6 +69,20 @@ def add_limit_args(parser: argparse.ArgumentParser, train: bool = True) -> None:
                         help="test on the first N images only")
 
 
+def add_real_args(parser: argparse.ArgumentParser) -> None:
+    """--val-real and --select-by: `train` and `study` judge runs by them alike."""
+    from digitlab.training.config import SELECT_BY
+
+    parser.add_argument("--val-real", action="append", metavar="DIR",
+                        help="a folder of real labelled digits (names start with the digit and "
+                             "`_`, as `bench wild --real` reads) scored every epoch, never "
+                             "trained on; repeatable: metrics.json keeps each folder's accuracy")
+    parser.add_argument("--select-by", choices=SELECT_BY,
+                        help="what picks best.pt (and a study's trials): test accuracy, "
+                             "val(idation) accuracy, or the mean accuracy over the --val-real "
+                             "folders (default: val with --val-split, else test)")
+
+
 def add_device_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=DEVICES, default=None,
                         help="where to compute (default: auto = CUDA, else MPS, else CPU)")

@@ -24,6 +24,9 @@ def train_numbers(args: argparse.Namespace) -> int:
              if getattr(args, flag, None) is not None}
     if args.amp:
         given["amp"] = "on"
+    if args.val_real or args.select_by:
+        raise DigitlabError("--val-real and --select-by judge a digit recipe; the numbers recipe "
+                            "is judged by its synthetic fields")
     if args.resume:
         run_dir = Path(args.resume)
         saved = {k: v for k, v in json.loads((run_dir / "config.json").read_text()).items() if k != "recipe"}

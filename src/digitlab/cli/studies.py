@@ -14,6 +14,7 @@ from digitlab.cli.args import (
     add_data_args,
     add_device_args,
     add_limit_args,
+    add_real_args,
     device_of,
     non_negative_int,
     positive_int,
@@ -32,6 +33,7 @@ digitlab study --vary lr=0.1,1,10 --seeds 1 2          # tutorial-mlp, three lea
 digitlab study my-study.toml --grid --jobs 2
 digitlab study part2 --storage postgresql://me@db/studies   # on each machine: shares the runs
 digitlab study --vary lr=0.01..3:log --search tpe --trials 12   # TPE, median pruning
+digitlab study --vary lr=0.01..3:log --search tpe --val-real my-digits/ --select-by real
 optuna-dashboard sqlite:///runs/study-part2/study.db   # watch it (pip install optuna-dashboard)
 """)
     p.add_argument("spec", nargs="?", metavar="SPEC",
@@ -76,6 +78,7 @@ optuna-dashboard sqlite:///runs/study-part2/study.db   # watch it (pip install o
                    help="seconds a worker waits out a lost storage connection, retrying with "
                         "backoff, before it stops (default 300)")
     add_limit_args(p)
+    add_real_args(p)
     add_data_args(p)
     add_device_args(p)
 
@@ -90,7 +93,8 @@ def cmd_study(args: argparse.Namespace) -> int:
     search = (SearchSettings(args.trials, args.search, not args.no_prune, args.prune_from)
               if args.search else None)
     data = DataConfig(root=resolve_root(args.data_dir), train_limit=args.train_limit,
-                      test_limit=args.test_limit, val_split=args.val_split)
+                      test_limit=args.test_limit, val_split=args.val_split,
+                      val_real=tuple(args.val_real or ()), select_by=args.select_by)
     out = Path(args.out) if args.out else runner.default_study_dir(study, search)
     options = runner.StudyOptions(out=out, storage=args.storage, jobs=args.jobs or os.cpu_count() or 1,
                                   threads=args.threads, heartbeat=args.heartbeat, epochs=args.epochs,
@@ -106,15 +110,18 @@ def report(study: StudySpec, run: StudyRun, out: Path) -> int:
     found = results.read_results(run)
     table = results.trial_table(found.trials)
     if run.plan:
-        written = summary.write_study_summary(study, run.plan, found.records, out, table)
-        print(f"study {study.name}: {len(run.plan)} runs, ranked by final test accuracy "
+        written = summary.write_study_summary(study, run.plan, found.records, out, table,
+                                              run.data.select_by)
+        print(f"study {study.name}: {len(run.plan)} runs, ranked by {summary.ranked_by(written)} "
               f"(points against the reference):\n{summary.format_ranking(written)}")
         print(f"wrote {out / 'summary.md'}, summary.csv and {len(written.figures)} figure(s)")
     else:
-        rows = search_summary.write_search_summary(study, found, out, table)
+        by = run.data.select_by
+        rows = search_summary.write_search_summary(study, found, out, table, by)
         pruned = sum(r["state"] == "pruned" for r in rows)
-        print(f"search {study.name}: {len(rows)} trials, {pruned} pruned; best by validation "
-              f"accuracy:\n{search_summary.format_search_ranking(rows)}")
+        print(f"search {study.name}: {len(rows)} trials, {pruned} pruned; best by "
+              f"{search_summary.objective(by)[1]} accuracy:\n"
+              f"{search_summary.format_search_ranking(rows, select_by=by)}")
         print(f"wrote {out / 'summary.md'}, summary.csv and search.png")
     print(f"trials in {storage.shown(run.storage)}, study {run.name}")
     for name, message in found.failed.items():

@@ -15,6 +15,7 @@ from digitlab.cli.args import (
     add_dataset_arg,
     add_device_args,
     add_limit_args,
+    add_real_args,
     device_of,
     non_negative_int,
     shows_progress,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 # Flags that override the recipe's value when given (None: keep the recipe's)
 TRAIN_OVERRIDES = ("model", "batch_size", "test_batch_size", "epochs", "lr", "gamma", "seed",
                    "log_interval", "optimizer", "weight_decay", "loss", "amp")
-DATA_OVERRIDES = ("dataset", "train_limit", "test_limit", "val_split")
+DATA_OVERRIDES = ("dataset", "train_limit", "test_limit", "val_split", "val_real", "select_by")
 
 
 def register(command: Command) -> None:
@@ -47,6 +48,7 @@ def register(command: Command) -> None:
 digitlab train --recipe fast --out runs/fast           # 99.2%+ in well under a minute on a CPU
 digitlab train --epochs 14 --save-model                # the tutorial's full run
 digitlab train --recipe robust --val-split             # hold out the last 5,000 to pick best.pt
+digitlab train --recipe fast --val-real my-digits/ --select-by real   # judged by real digits
 digitlab train --resume runs/fast                      # continue after an interruption
 digitlab train --resume runs/cnn --epochs 20           # train it further, to 20 epochs in all
 digitlab train --recipe robust --amp --tensorboard     # bf16 on a GPU; watch it in TensorBoard
@@ -103,6 +105,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         f"without N, the last {VALIDATION_SIZE:,} (the validation split `digitlab "
                         "report` fits on). Default 0: train on all, best.pt is the best test "
                         "epoch, as the tutorial would")
+    add_real_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bars (as -q)")
 
 
@@ -151,7 +154,8 @@ def configured(args: argparse.Namespace) -> tuple[TrainConfig, DataConfig, Path]
     config, data_cfg = train_settings(
         args.recipe or "tutorial", data_dir=args.data_dir, dataset=args.dataset or "mnist",
         train_limit=args.train_limit, test_limit=args.test_limit, val_split=args.val_split or 0,
-        device=device_of(args), dry_run=args.dry_run, save_model=args.save_model,
+        val_real=args.val_real or (), select_by=args.select_by, device=device_of(args),
+        dry_run=args.dry_run, save_model=args.save_model,
         progress=shows_progress(args), tensorboard=args.tensorboard, **overrides,
     )
     return config, data_cfg, Path(args.out) if args.out else default_run_dir(config.recipe)

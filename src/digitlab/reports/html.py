@@ -28,6 +28,7 @@ from digitlab.training.figures import plot_confusion
 
 if TYPE_CHECKING:
     from digitlab.reports.report import Example, Report
+    from digitlab.training.runs import RunRecord
 
 THUMBNAIL_SCALE = 3  # 28×28 digits shown at 84×84, pixels kept sharp
 
@@ -210,10 +211,28 @@ def _training(report: Report, images: dict[str, bytes]) -> str:
     else:
         parts.append("<p>Training curves are not available: the checkpoint has no run folder "
                      "beside it and carries no history (a packed model drops it).</p>")
+    if report.run is not None:
+        parts.append(_real_folders(report.run, report.checkpoint.epoch))
     if report.training_record:
         parts.append("<h3>Training record</h3>"
                      + _table(None, report.training_record.items()))
     return "".join(parts)
+
+
+def _real_folders(run: RunRecord, epoch: int) -> str:
+    """Accuracy on each `train --val-real` folder at the checkpoint's epoch and at the last."""
+    judged = [e for e in run.history.epochs if e.real]
+    if not judged:
+        return ""
+    at = next((e for e in judged if e.epoch == epoch), None)
+    last = judged[-1]
+    chosen = last.selection(run.data.select_by if run.data is not None else None)
+    by = {"real": "their mean accuracy", "val": "validation accuracy", "test": "test accuracy"}
+    rows = [(name, _pct(at.real[name]) if at and at.real and name in at.real else "—",
+             _pct(accuracy)) for name, accuracy in (last.real or {}).items()]
+    header = ("folder", f"epoch {epoch} (this checkpoint)", f"epoch {last.epoch} (last)")
+    return ("<h3>Real folders</h3><p>Labelled real digits the run was judged by every epoch and "
+            f"never trained on; best.pt was picked by {by[chosen]}.</p>" + _table(header, rows))
 
 
 def render_html(report: Report, images: dict[str, bytes]) -> str:

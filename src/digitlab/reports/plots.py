@@ -16,9 +16,11 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from digitlab.files import atomic_path  # noqa: E402
-from digitlab.training.runs import PLOT, RunRecord  # noqa: E402
+from digitlab.training.runs import PLOT, EpochRecord, RunRecord  # noqa: E402
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from digitlab.reports.calibration import Reliability
 
 
@@ -30,7 +32,8 @@ def _format_seconds(seconds: float) -> str:
 def plot_performance(
     runs: Sequence[RunRecord], labels: Sequence[str] | None = None, title: str | None = None
 ) -> Figure:
-    """The tutorial's two panels: training loss and test accuracy against samples seen.
+    """The tutorial's two panels: training loss and test accuracy against samples seen; a run
+    judged by real folders (`train --val-real`) adds a dashed line per folder to the second.
 
     `labels` name the runs in the legend (default: folder and model); `title` replaces the
     default heading.
@@ -38,22 +41,26 @@ def plot_performance(
     fig = Figure(figsize=(11, 4.5), layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2)
     names = list(labels) if labels is not None else [run.label for run in runs]
+    judged = any(e.real for run in runs for e in run.history.epochs)
     for run, name in zip(runs, names, strict=True):
         train, epochs = run.history.train, run.history.epochs
         label = name if len(runs) > 1 else None
         loss_ax.plot([p.samples for p in train], [p.loss for p in train], lw=0.8, label=label)
         acc_ax.plot(
             [e.samples for e in epochs], [100 * e.accuracy for e in epochs],
-            marker="o", ms=3, label=label,
+            marker="o", ms=3, label=label or ("test" if judged else None),
         )
+        _plot_real(acc_ax, epochs, label)
     losses = "/".join(sorted({run.config.loss.upper() for run in runs}))
     loss_ax.set(xlabel="training samples seen", ylabel=f"training loss ({losses or 'NLL'})",
                 title="Training loss")
     loss_ax.set_yscale("log")
     acc_ax.set(xlabel="training samples seen", ylabel="test accuracy (%)", title="Test accuracy")
+    if judged:
+        acc_ax.set(ylabel="accuracy (%)", title="Test accuracy and real folders (dashed)")
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
-        if len(runs) > 1:
+        if len(runs) > 1 or (judged and ax is acc_ax):
             ax.legend(fontsize=8)
     if title is not None:
         fig.suptitle(title)
@@ -67,6 +74,15 @@ def plot_performance(
     else:
         fig.suptitle(f"{len(runs)} runs compared")
     return fig
+
+
+def _plot_real(ax: Axes, epochs: Sequence[EpochRecord], run: str | None) -> None:
+    """A dashed line per --val-real folder: its accuracy at each epoch that scored it."""
+    folders = dict.fromkeys(name for e in epochs for name in e.real or {})
+    for folder in folders:
+        scored = [e for e in epochs if e.real and folder in e.real]
+        ax.plot([e.samples for e in scored], [100 * e.real[folder] for e in scored if e.real],
+                ls="--", marker=".", ms=4, lw=1, label=f"{run}: {folder}" if run else folder)
 
 
 def plot_reliability(panels: Sequence[tuple[str, Reliability]]) -> Figure:

@@ -5,14 +5,13 @@ continental styles, low-resolution scans, shadowed photos, marker, handwriting f
 digits and multi-digit numbers (digitlab.writing.wild), reproducible from a seed, then reads
 them with one model through three preprocessing pipelines: `naive` (the tutorial's squash),
 `plain` (invert, crop, 20 px, centre by mass) and `robust` (digitlab's). A folder of real
-labelled digits (file names start with the digit and `_`; an optional labels.csv with `file`,
-`source` and `kind` columns groups them) is scored the same way. `digitlab bench wild` and
+labelled digits (reading.labelled: file names start with the digit and `_`; an optional
+labels.csv groups them by source and kind) is scored the same way. `digitlab bench wild` and
 benchmarks/in_the_wild.py run it; `digitlab report` shows its JSON.
 """
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,8 @@ import torch
 
 from digitlab.batch.stream import FileReading
 from digitlab.predicting.predictor import MIN_CONFIDENCE, Predictor
-from digitlab.reading.images import IMAGE_SUFFIXES, load_image
+from digitlab.reading.images import load_image
+from digitlab.reading.labelled import load_labelled
 from digitlab.reports.show import write_show
 from digitlab.writing import junk, wild
 
@@ -52,24 +52,9 @@ def score_numbers(predictor: Predictor, samples: list[wild.WildSample]) -> dict:
             "digit_accuracy": digits_right / digits_total}
 
 
-def load_real(folder: Path) -> list[tuple[Path, str, str, str]]:
-    """(path, label, source, kind) for each image in `folder` whose name starts with "<digit>_"."""
-    meta: dict[str, dict[str, str]] = {}
-    if (folder / "labels.csv").is_file():
-        with open(folder / "labels.csv", newline="") as f:
-            meta = {row["file"]: row for row in csv.DictReader(f)}
-    found = []
-    for path in sorted(folder.iterdir()):
-        label = path.name.split("_", 1)[0]
-        if path.suffix.lower() in IMAGE_SUFFIXES and "_" in path.name and label.isdigit():
-            row = meta.get(path.name, {})
-            found.append((path, label, row.get("source", "?"), row.get("kind", "?")))
-    return found
-
-
 def score_real(predictor: Predictor, folder: Path, failures: Path | None) -> dict:
     """Accuracy per pipeline over the folder, per source and per kind; misreads drawn if asked."""
-    items = load_real(folder)
+    items = load_labelled(folder)
     images = [load_image(path) for path, *_ in items]
     right: dict[str, list[bool]] = {}
     for pipeline in PIPELINES:

@@ -74,8 +74,12 @@ def study_name(spec: StudySpec, search: SearchSettings | None) -> str:
 
 def search_data(data: DataConfig) -> DataConfig:
     """A search picks by validation accuracy, so the test set only reports: hold out the
-    validation split unless asked for another size."""
-    if data.val_split:
+    validation split unless asked for another size; or by the --val-real folders' mean
+    accuracy (`--select-by real`), which needs no split. Never by the test set."""
+    if data.select_by == "test":
+        raise ConfigError("a search never picks by the test set: leave --select-by out (the "
+                          "validation split) or pick by real folders (--select-by real)")
+    if data.val_split or data.select_by == "real":
         return data
     if data.train_limit is not None and data.train_limit <= VALIDATION_SIZE:
         raise ConfigError(f"a search holds out a validation split ({VALIDATION_SIZE:,} images) to pick "

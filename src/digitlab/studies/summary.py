@@ -18,15 +18,16 @@ from digitlab.studies.spec import PlannedRun, StudySpec, value_label
 from digitlab.training.runs import RunRecord
 
 COLUMNS = ("run", "factor", "value", "seed", "epochs", "final_accuracy", "best_accuracy",
-           "seconds", "images_per_s", "parameters")
+           "seconds", "images_per_s", "parameters", "final_real")
 
 
 @dataclass
 class StudyReport:
     rows: list[dict[str, Any]]  # one per run that has metrics, in plan order
-    ranking: list[dict[str, Any]]  # variants (means over seeds), best final accuracy first
+    ranking: list[dict[str, Any]]  # variants (means over seeds), best final `by` first
     missing: list[str] = field(default_factory=list)  # planned runs without metrics
     figures: list[Path] = field(default_factory=list)
+    by: str = "final_accuracy"  # what ranks: test accuracy, or final_real (--select-by real)
 
 
 def _variant(run: PlannedRun) -> tuple[str, str]:
@@ -35,8 +36,10 @@ def _variant(run: PlannedRun) -> tuple[str, str]:
     return "+".join(n for n, _ in run.settings), ", ".join(lbl for _, lbl in run.settings)
 
 
-def summarise(plan: Sequence[PlannedRun], records: Mapping[str, RunRecord]) -> StudyReport:
-    """Each planned run's record (by run name): rows per run and the ranking."""
+def summarise(plan: Sequence[PlannedRun], records: Mapping[str, RunRecord],
+              select_by: str | None = None) -> StudyReport:
+    """Each planned run's record (by run name): rows per run and the ranking, by final test
+    accuracy or, where the study picks by real folders (`select_by` real), by their mean."""
     rows, missing = [], []
     for run in plan:
         record = records.get(run.name)
@@ -51,30 +54,37 @@ def summarise(plan: Sequence[PlannedRun], records: Mapping[str, RunRecord]) -> S
             "best_accuracy": record.history.best_accuracy,
             "seconds": record.history.total_seconds,
             "images_per_s": statistics.fmean(e.images_per_s for e in epochs),
-            "parameters": record.parameters,
+            "parameters": record.parameters, "final_real": epochs[-1].real_mean,
         })
-    return StudyReport(rows=rows, ranking=rank(rows), missing=missing)
+    by = "final_real" if select_by == "real" else "final_accuracy"
+    return StudyReport(rows=rows, ranking=rank(rows, by), missing=missing, by=by)
 
 
-def rank(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Variants by mean final accuracy over their seeds, with the gap to the reference."""
+def rank(rows: Sequence[dict[str, Any]], by: str = "final_accuracy") -> list[dict[str, Any]]:
+    """Variants by the mean of `by` (final test accuracy, or final_real: the real folders')
+    over their seeds, with its spread and the gap to the reference."""
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault((row["factor"], row["value"]), []).append(row)
     ranking: list[dict[str, Any]] = []
     for (factor, value), members in groups.items():
-        finals = [r["final_accuracy"] for r in members]
+        if any(r[by] is None for r in members):
+            continue  # not judged by real folders: nothing to rank it by
+        finals = [r[by] for r in members]
+        reals = [r["final_real"] for r in members]
         ranking.append({
             "variant": "reference" if factor == "reference" else _describe(factor, value),
-            "seeds": len(members), "final_accuracy": statistics.fmean(finals),
+            "seeds": len(members),
+            "final_accuracy": statistics.fmean(r["final_accuracy"] for r in members),
+            "final_real": statistics.fmean(reals) if None not in reals else None,
             "final_std": statistics.stdev(finals) if len(finals) > 1 else 0.0,
             "best_accuracy": statistics.fmean(r["best_accuracy"] for r in members),
             "seconds": statistics.fmean(r["seconds"] for r in members),
         })
-    reference = next((r["final_accuracy"] for r in ranking if r["variant"] == "reference"), None)
+    reference = next((r[by] for r in ranking if r["variant"] == "reference"), None)
     for entry in ranking:
-        entry["vs_reference"] = None if reference is None else entry["final_accuracy"] - reference
-    return sorted(ranking, key=lambda r: (-r["final_accuracy"], r["seconds"]))
+        entry["vs_reference"] = None if reference is None else entry[by] - reference
+    return sorted(ranking, key=lambda r: (-r[by], r["seconds"]))
 
 
 def _describe(factor: str, value: str) -> str:
@@ -85,12 +95,12 @@ def _describe(factor: str, value: str) -> str:
 
 
 def write_study_summary(spec: StudySpec, plan: Sequence[PlannedRun], records: Mapping[str, RunRecord],
-                        out: Path, trials: str = "") -> StudyReport:
+                        out: Path, trials: str = "", select_by: str | None = None) -> StudyReport:
     """Write `<factor>.png` per factor, summary.csv and summary.md (ending with `trials`, the
-    storage's trial table in Markdown) into `out`."""
+    storage's trial table in Markdown) into `out`; ranked by real folders if `select_by` real."""
     from digitlab.reports.plots import save_figure
 
-    report = summarise(plan, records)
+    report = summarise(plan, records, select_by)
     for factor, fig in factor_figures(spec, plan, records):
         path = out / f"{factor}.png"
         save_figure(fig, path, dpi=100)
@@ -150,9 +160,15 @@ def format_ranking(report: StudyReport) -> str:
     for i, r in enumerate(report.ranking, start=1):
         gap = "" if r["vs_reference"] is None else f" ({100 * r['vs_reference']:+.2f})"
         spread = f" ± {100 * r['final_std']:.2f}" if r["seeds"] > 1 else ""
-        lines.append(f"{i:>2}. {r['variant']:<32} {100 * r['final_accuracy']:6.2f}%{spread}{gap}"
+        test = f"  test {100 * r['final_accuracy']:.2f}%" if report.by == "final_real" else ""
+        lines.append(f"{i:>2}. {r['variant']:<32} {100 * r[report.by]:6.2f}%{spread}{gap}{test}"
                      f"  best {100 * r['best_accuracy']:.2f}%  {r['seconds']:.0f} s")
     return "\n".join(lines)
+
+
+def ranked_by(report: StudyReport) -> str:
+    """What the ranking goes by, in words."""
+    return "final mean real-folder accuracy" if report.by == "final_real" else "final test accuracy"
 
 
 def format_markdown(spec: StudySpec, plan: Sequence[PlannedRun], report: StudyReport) -> str:
@@ -178,14 +194,17 @@ def format_markdown(spec: StudySpec, plan: Sequence[PlannedRun], report: StudyRe
             f"| {100 * r['final_accuracy']:.2f}% | {100 * r['best_accuracy']:.2f}% "
             f"| {r['seconds']:.1f} | {r['images_per_s']:,.0f} | {r['parameters'] or 0:,} |"
         )
-    lines += ["", "## Ranking by final test accuracy" + (" (mean over seeds)" if len(seeds) > 1 else ""),
-              "", "| rank | variant | final accuracy | vs reference | best accuracy | time (s) |",
-              "|---:|---|---:|---:|---:|---:|"]
+    real = report.by == "final_real"
+    lines += ["", f"## Ranking by {ranked_by(report)}" + (" (mean over seeds)" if len(seeds) > 1 else ""),
+              "", f"| rank | variant | final{' real' if real else ''} accuracy | vs reference "
+              f"|{' final test accuracy |' if real else ''} best accuracy | time (s) |",
+              "|---:|---|---:|---:|---:|---:|" + ("---:|" if real else "")]
     for i, r in enumerate(report.ranking, start=1):
         spread = f" ± {100 * r['final_std']:.2f}" if r["seeds"] > 1 else ""
         gap = "" if r["vs_reference"] is None else f"{100 * r['vs_reference']:+.2f}"
-        lines.append(f"| {i} | {r['variant']} | {100 * r['final_accuracy']:.2f}%{spread} | {gap} "
-                     f"| {100 * r['best_accuracy']:.2f}% | {r['seconds']:.1f} |")
+        test = f" {100 * r['final_accuracy']:.2f}% |" if real else ""
+        lines.append(f"| {i} | {r['variant']} | {100 * r[report.by]:.2f}%{spread} | {gap} |{test}"
+                     f" {100 * r['best_accuracy']:.2f}% | {r['seconds']:.1f} |")
     if report.missing:
         lines += ["", f"Not finished (failed or not run yet): {', '.join(report.missing)}."]
     if report.figures:

@@ -269,9 +269,10 @@ def _train_trial(trial: Trial, config: TrainConfig, data: DataConfig, run_dir: P
             with warnings.catch_warnings():  # a retried trial may hold them: Optuna keeps those
                 warnings.simplefilter("ignore")
                 for epoch in record.history.epochs:
-                    trial.report(epoch.selection_score, epoch.epoch)
+                    trial.report(epoch.selection_score(data.select_by), epoch.epoch)
         if state != "finished":
-            record = _train(config, data, run_dir, state == "resume", _reporter(trial, settings))
+            record = _train(config, data, run_dir, state == "resume",
+                            _reporter(trial, settings, data.select_by))
     except optuna.TrialPruned:
         _keep_record(trial, run_dir)
         trial.set_user_attr(STATUS, "pruned")
@@ -281,16 +282,17 @@ def _train_trial(trial: Trial, config: TrainConfig, data: DataConfig, run_dir: P
         raise
     for key, value in record_attrs(record).items():
         trial.set_user_attr(key, value)
-    return record.history.epochs[-1].selection_score
+    return record.history.epochs[-1].selection_score(data.select_by)
 
 
-def _reporter(trial: Trial, settings: WorkerSettings) -> Callable[[EpochRecord], None]:
-    """The trainer's per-epoch hook: report the epoch's score (waiting out a lost storage
-    connection); stop here if the pruner says so."""
+def _reporter(trial: Trial, settings: WorkerSettings,
+              select_by: str | None) -> Callable[[EpochRecord], None]:
+    """The trainer's per-epoch hook: report the epoch's score by `select_by` (the run's
+    --select-by; waiting out a lost storage connection); stop here if the pruner says so."""
     optuna = storage.import_optuna()
 
     def report(epoch: EpochRecord) -> None:
-        _patiently(lambda: trial.report(epoch.selection_score, epoch.epoch), settings)
+        _patiently(lambda: trial.report(epoch.selection_score(select_by), epoch.epoch), settings)
         if _patiently(trial.should_prune, settings):
             raise optuna.TrialPruned(f"pruned after epoch {epoch.epoch}")
 
@@ -362,6 +364,7 @@ def _outcome(trial: FrozenTrial) -> RunOutcome:
     elif record is not None and record.history.epochs:
         last = record.history.epochs[-1]
         score = "" if last.val_accuracy is None else f", validation {100 * last.val_accuracy:.2f}%"
+        score += "" if last.real_mean is None else f", real {100 * last.real_mean:.2f}%"
         logger.info("%s: %s (trial %d), test accuracy %.2f%%%s after %d epoch(s)", name, status,
                     trial.number, 100 * last.accuracy, score, last.epoch)
     elif status not in ("idle",):

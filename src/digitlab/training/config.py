@@ -17,24 +17,50 @@ OPTIMIZERS = ("adadelta", "sgd", "adam", "adamw")
 SCHEDULERS = ("step", "onecycle", "none")
 PER_BATCH_SCHEDULERS = ("onecycle",)  # stepped after every batch; the others once per epoch
 AMP_MODES = ("off", "auto", "bf16", "fp16")  # mixed precision (training.precision); auto: bf16 where fast
+SELECT_BY = ("test", "val", "real")  # what picks best.pt (training.runs.EpochRecord.selection_score)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data set lives and which one it is."""
+    """Where the data set lives and which one it is; what judges the run and picks best.pt."""
 
     root: Path
     dataset: str = "mnist"
     train_limit: int | None = None  # use only the first N training images (quick experiments)
     test_limit: int | None = None
     val_split: int = 0  # hold out the last N training images to pick best.pt (data.splits); 0: none
+    # folders of real labelled digits (reading.labelled) scored every epoch, never trained on;
+    # absolute paths, each folder's name its key in metrics.json (training.real_folders)
+    val_real: tuple[str, ...] = ()
+    select_by: str | None = None  # test, val or real; None: val with a --val-split, else test
 
     def __post_init__(self) -> None:
-        if self.val_split < 0:
-            raise ConfigError(f"--val-split must be 0 or more (got {self.val_split})")
+        given = (self.val_real,) if isinstance(self.val_real, str | Path) else self.val_real
+        folders = tuple(str(Path(f).expanduser().absolute()) for f in given)
+        object.__setattr__(self, "val_real", folders)  # config.json gives a list; a str is one
+        names = [Path(f).name for f in folders]
+        twice = next((n for n in names if names.count(n) > 1), "")
+        checks = [
+            (self.val_split >= 0, f"--val-split must be 0 or more (got {self.val_split})"),
+            (self.select_by in (None, *SELECT_BY),
+             f"--select-by must be one of {', '.join(SELECT_BY)} (got {self.select_by!r})"),
+            (self.select_by != "val" or self.val_split > 0, "--select-by val needs --val-split"),
+            (self.select_by != "real" or bool(folders),
+             "--select-by real needs at least one --val-real DIR"),
+            (not twice, f"--val-real folders are told apart by name; two are called {twice!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+        """The data settings as config.json holds them; val_real and select_by only when set,
+        so a run that uses neither writes what earlier versions wrote."""
+        values = {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(self).items()}
+        for name, unset in (("val_real", ()), ("select_by", None)):
+            if values[name] == unset:
+                del values[name]
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> DataConfig:

@@ -66,12 +66,22 @@ class EpochRecord:
     images_per_s: float  # training throughput, over every process
     val_loss: float | None = None  # on the validation split, where the run held one out
     val_accuracy: float | None = None
+    real: dict[str, float] | None = None  # accuracy on each --val-real folder, by its name
+    real_mean: float | None = None  # their mean
 
-    @property
-    def selection_score(self) -> float:
-        """What best.pt is chosen by: validation accuracy where the run held some out, else
-        test accuracy."""
-        return self.accuracy if self.val_accuracy is None else self.val_accuracy
+    def selection(self, select_by: str | None = None) -> str:
+        """The score that picks best.pt (DataConfig.select_by): `test` accuracy, `val`idation
+        accuracy, or the mean accuracy over the `real` folders; None: `val` where the run held
+        some out, else `test`."""
+        return select_by or ("test" if self.val_accuracy is None else "val")
+
+    def selection_score(self, select_by: str | None = None) -> float:
+        """What best.pt is chosen by: the score `selection(select_by)` names."""
+        select_by = self.selection(select_by)
+        score = {"test": self.accuracy, "val": self.val_accuracy, "real": self.real_mean}[select_by]
+        if score is None:
+            raise ValueError(f"epoch {self.epoch} has no {select_by} accuracy to be chosen by")
+        return score
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
@@ -110,10 +120,9 @@ class History:
     def best_accuracy(self) -> float:
         return max((e.accuracy for e in self.epochs), default=0.0)
 
-    @property
-    def best_score(self) -> float:
-        """What best.pt was chosen by: validation accuracy where the run held some out."""
-        return max((e.selection_score for e in self.epochs), default=0.0)
+    def best_score(self, select_by: str | None = None) -> float:
+        """The best epoch's score by `select_by` (EpochRecord.selection_score): best.pt's."""
+        return max((e.selection_score(select_by) for e in self.epochs), default=0.0)
 
 
 def _in_config(key: str, **kwargs: Any) -> Any:
@@ -144,6 +153,11 @@ class RunRecord:
     def accuracy(self) -> float | None:
         """Test accuracy after the last epoch (None before the first)."""
         return self.history.epochs[-1].accuracy if self.history.epochs else None
+
+    @property
+    def best_score(self) -> float:
+        """What best.pt was chosen by (the run's --select-by), at its best epoch."""
+        return self.history.best_score(self.data.select_by if self.data is not None else None)
 
     @property
     def ranks_agree(self) -> bool:

@@ -1,10 +1,11 @@
 """TensorBoard event files for a run (`digitlab train --tensorboard`), in RUN/tensorboard/.
 
-Per epoch: the scalars of metrics.json (train, test and validation loss and accuracy, the
-learning rate, images/s), the training loss every log interval (against images seen, like
-`digitlab plot`), the confusion matrix figure and a few misread test digits. metrics.json stays
-the record every digitlab command reads; these files are for watching a run as it trains
-(`tensorboard --logdir runs/`). Written by rank 0 only, after the epoch's checkpoint is saved.
+Per epoch: the scalars of metrics.json (train, test and validation loss and accuracy, each
+--val-real folder's accuracy and their mean, the learning rate, images/s), the training loss
+every log interval (against images seen, like `digitlab plot`), the confusion matrix figure
+and a few misread test digits. metrics.json stays the record every digitlab command reads;
+these files are for watching a run as it trains (`tensorboard --logdir runs/`). Written by
+rank 0 only, after the epoch's checkpoint is saved.
 Needs the `tensorboard` package: `pip install 'digitlab[tensorboard]'`.
 """
 
@@ -33,6 +34,9 @@ def epoch_scalars(history: History) -> dict[str, float]:
                "accuracy/test": last.accuracy, "lr": last.lr, "images_per_s": last.images_per_s}
     if last.val_loss is not None and last.val_accuracy is not None:
         scalars.update({"loss/validation": last.val_loss, "accuracy/validation": last.val_accuracy})
+    if last.real and last.real_mean is not None:  # --val-real: each folder by its name
+        scalars.update({f"accuracy/real/{name}": value for name, value in last.real.items()})
+        scalars["accuracy/real_mean"] = last.real_mean
     return scalars
 
 
