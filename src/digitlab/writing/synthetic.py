@@ -15,6 +15,7 @@ preprocessing a user's image gets, so they look exactly like what the model sees
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import logging
@@ -213,14 +214,35 @@ def _keep(file: Path | None, part: tuple[np.ndarray, np.ndarray]) -> None:
 
 @functools.cache
 def _code_digest() -> str:
-    """The source of everything that decides a synthetic picture's pixels."""
-    root = Path(__file__).resolve().parents[1]
+    """The source of every digitlab module this one imports, directly or not (read from the
+    import statements, so a module the rendering never uses does not count), and the fonts."""
+    root = Path(__file__).resolve().parents[2]  # the folder holding the digitlab package
     digest = hashlib.sha256()
-    for path in sorted([*root.glob("writing/*.py"), *root.glob("reading/**/*.py")]):
+    for path in _imported_sources(Path(__file__).resolve(), root):
         digest.update(path.read_bytes())
     for font in (*digit_fonts(), *handwriting_fonts()):
         digest.update(str(font).encode())
     return digest.hexdigest()
+
+
+def _imported_sources(start: Path, root: Path) -> list[Path]:
+    """`start` and the digitlab source files it imports, transitively, in a stable order."""
+    seen, todo = {start}, [start]
+    while todo:
+        tree = ast.parse(todo.pop().read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module, *(f"{node.module}.{a.name}" for a in node.names)] \
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else []
+            for name in names:
+                if not name.startswith("digitlab."):
+                    continue
+                base = root.joinpath(*name.split("."))
+                for found in (base.with_suffix(".py"), base / "__init__.py"):
+                    if found.is_file() and found not in seen:
+                        seen.add(found)
+                        todo.append(found)
+    return sorted(seen)
 
 
 def _cache_key(job: str, initargs: tuple[np.ndarray, np.ndarray] | None) -> str:
