@@ -59,7 +59,7 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys, mnist
     capsys.readouterr()
     exec(compile(readme_example(), "README.md (Python API)", "exec"), {})
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "Predictor(model='bncnn', dataset='mnist', T=0.418)"
+    assert lines[0] == "Predictor(model='bncnn', dataset='mnist', T=0.39)"
     assert lines[1].startswith("DigitReading(digit=3, confidence=") and " 3 Candidate(digit=3" in lines[1]
     assert lines[2] == "[7, 2, 1, 0, 4, 1, 4, 9] [7, 2, 1, 0, 4, 1, 4, 9]"
     assert lines[3] == "tensor([7, 2, 1, 0, 4, 1, 4, 9])"

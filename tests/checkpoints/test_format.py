@@ -1,3 +1,4 @@
+import json
 import pickle
 
 import pytest
@@ -121,7 +122,9 @@ def test_the_shipped_model_carries_a_digest_that_verifies():
     payload = torch.load(DEFAULT_MODEL, weights_only=True)
     assert payload["weights_sha256"] == weights_digest(payload["state_dict"])
     checkpoint = load_checkpoint(DEFAULT_MODEL)  # verified on the way in
-    assert checkpoint.temperature == pytest.approx(0.418213) and checkpoint.model_name == "bncnn"
+    record = json.loads(DEFAULT_MODEL.with_suffix(".json").read_text())  # its training record
+    assert checkpoint.temperature == pytest.approx(record["calibration"]["temperature"])
+    assert checkpoint.model_name == record["model"] == "bncnn"
 
 
 def test_weights_holding_nan_are_never_written(tmp_path):

@@ -135,12 +135,12 @@ def test_short_reprs(model, digits):
     assert repr(number) == f"NumberReading(number='271', confidence={number.confidence:.3f}, digits=3)"
     first = repr(number.digits[0])
     assert first.startswith("DigitReading(digit=2, confidence=") and "box=(" in first
-    assert repr(model) == "Predictor(model='bncnn', dataset='mnist', T=0.418)"
+    assert repr(model) == "Predictor(model='bncnn', dataset='mnist', T=0.39)"
     assert len(repr(reading)) < 60 and len(repr(number)) < 80
 
 
 def test_torch_hub_loads_the_shipped_reader_from_the_checkout(digits):
     images, labels = digits
     reader = torch.hub.load(str(REPO), "digitlab", source="local")
-    assert repr(reader) == "Predictor(model='bncnn', dataset='mnist', T=0.418)"
+    assert repr(reader) == "Predictor(model='bncnn', dataset='mnist', T=0.39)"
     assert reader.read(images[0]).digit == labels[0]

@@ -126,8 +126,9 @@ def styled_one(
         k = int(pool[int(rng.integers(len(pool)))])
         label, digit = int(labels[k]), images[k]
         if style == "low-res" and label in wild_hard.CONTINENTAL_DIGITS and rng.random() < 0.5:
-            digit = wild_hard.continental_digit(digit, label, rng)  # cheques, forms: European hands
-        image = wild_hard.RENDERERS[style](rng, digit, label)
+            digit = wild_hard.european_digit(digit, label, rng)  # cheques, forms: European hands
+        render = wild_hard.european_page if style == "continental" else wild_hard.RENDERERS[style]
+        image = render(rng, digit, label)
     prepared = preprocess_robust(image)
     if not prepared.has_ink:
         return None

@@ -16,6 +16,7 @@ training digits (digitlab.writing.synthetic), from MNIST's *training* digits.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,35 @@ INK_LEVEL = 100  # MNIST pixels above this are ink when we look for where stroke
 
 
 def add_crossbar(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A 28×28 MNIST 7 with a short bar across its stem, about half-way down; now and then a
-    second bar (some writers cross twice, or bar the top as well)."""
+    """A 28×28 MNIST 7 with a short bar across its stem, about half-way down."""
+    ink = digit > INK_LEVEL
+    rows = np.flatnonzero(ink.any(axis=1))
+    top, bottom = int(rows[0]), int(rows[-1])
+    y = int(round(top + rng.uniform(0.45, 0.62) * (bottom - top)))
+    cols = np.flatnonzero(ink[y])
+    if cols.size == 0:
+        return digit
+    x = float(cols.mean())
+    half = rng.uniform(0.28, 0.42) * (bottom - top)
+    tilt = math.tan(math.radians(rng.uniform(-10, 6))) * half
+    return _draw_lines(digit, [[(x - half, y + tilt), (x + half, y - tilt)]], rng)
+
+
+def add_flag(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 28×28 MNIST 1 with a long up-stroke: from its top, down and to the left."""
+    ink = digit > INK_LEVEL
+    rows = np.flatnonzero(ink.any(axis=1))
+    top, bottom = int(rows[0]), int(rows[-1])
+    x = float(np.flatnonzero(ink[top]).mean())
+    length = rng.uniform(0.2, 0.4) * (bottom - top)
+    angle = math.radians(rng.uniform(45, 70))  # below the horizontal: steeper than a 7's bar
+    end = (max(1.0, x - length * math.cos(angle)), top + length * math.sin(angle))
+    return _draw_lines(digit, [[(x, top + 0.5), end]], rng)
+
+
+def add_crossbars(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 28×28 MNIST 7 crossed as European writers cross it: a short bar across its stem, about
+    half-way down; now and then a second bar (some writers cross twice, or bar the top as well)."""
     ink = digit > INK_LEVEL
     rows = np.flatnonzero(ink.any(axis=1))
     top, bottom = int(rows[0]), int(rows[-1])
@@ -52,7 +80,7 @@ def add_crossbar(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _draw_lines(digit, bars, rng) if bars else digit
 
 
-def add_flag(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def add_european_flag(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A 28×28 MNIST 1 the continental way: a long up-stroke from its top, down and to the left
     (as long as half the digit, at 25-70° below the horizontal: never the level bar of a 7),
     sometimes a base serif; now and then the up-stroke is as long as the stem (a Λ-like 1)."""
@@ -104,7 +132,8 @@ def _draw_lines(digit: np.ndarray, lines: list[list[tuple[float, float]]],
 
 
 def continental_digit(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
-    """The continental form of an MNIST 1, 4 or 7 (28×28 uint8); other digits unchanged."""
+    """The continental form of an MNIST 1, 4 or 7 (28×28 uint8); other digits unchanged: the
+    in-the-wild benchmark's and the line reader's (kept as they were measured and trained)."""
     if label == 7:
         return add_crossbar(digit, rng)
     if label == 1:
@@ -114,9 +143,29 @@ def continental_digit(digit: np.ndarray, label: int, rng: np.random.Generator) -
     return digit
 
 
-def _continental(rng: np.random.Generator, digit: np.ndarray, label: int) -> Image.Image:
+def european_digit(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
+    """A 1, 4 or 7 the way European writers make them, in the spread of shapes real forms show
+    (long flags at the stem's own angle, Λ-like ones, feet, sevens crossed twice): the robust
+    recipe's training digits (digitlab.writing.synthetic)."""
+    if label == 7:
+        return add_crossbars(digit, rng)
+    if label == 1:
+        return add_european_flag(digit, rng)
+    if label == 4:
+        return open_four(rng)
+    return digit
+
+
+def _continental(rng: np.random.Generator, digit: np.ndarray, label: int,
+                 shape: Callable[[np.ndarray, int, np.random.Generator], np.ndarray] = continental_digit,
+                 ) -> Image.Image:
     look = ("canvas", "paper", "photo")[int(rng.integers(3))]
-    return HANDWRITTEN[look](rng, continental_digit(digit, label, rng))
+    return HANDWRITTEN[look](rng, shape(digit, label, rng))
+
+
+def european_page(rng: np.random.Generator, digit: np.ndarray, label: int) -> Image.Image:
+    """A European-hand 1, 4 or 7 on a canvas, paper or a photo (`european_digit`)."""
+    return _continental(rng, digit, label, european_digit)
 
 
 # ---------------------------------------------------------------- low resolution
