@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def export(ref: str, into: Path) -> Path:
+    into.mkdir(parents=True)
     archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref, "src"], check=True,
                              capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
