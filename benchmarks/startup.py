@@ -8,7 +8,8 @@ in a fresh process. Its overhead is what the process spends outside its epochs:
 (each epoch's `seconds` is its training plus its test pass, as the final line's "N s" sums
 them), so it is the start-up (imports, data, model, optimiser, first batch) plus the wrap-up
 (checkpoints, metrics, plot, exit). `result` is when the final line appeared on stdout, from
-the start of the process; `after` is what the process still did after that line.
+the start of the process; `after` is what the process still did after that line; `cpu` its
+user + system CPU time (all threads: the epochs' included), which a busy machine disturbs less.
 
 With `--baseline REF` the ref's `src` is exported with `git archive` into a temporary folder
 and each round runs the two trees one after the other, alternating which goes first; it prints
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -56,6 +58,7 @@ def run_once(src: Path, out: Path, extra: list[str]) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(src)}
     command = [sys.executable, "-m", "digitlab", "train", "--recipe", "fast", "--out", str(out),
                "--no-progress", *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           text=True) as process:
@@ -66,6 +69,8 @@ def run_once(src: Path, out: Path, extra: list[str]) -> dict[str, float]:
                 result = time.perf_counter() - start
         code = process.wait()
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if code:
         raise SystemExit(f"{' '.join(command)} failed with exit status {code}")
     metrics = json.loads((out / "metrics.json").read_text())
@@ -74,7 +79,7 @@ def run_once(src: Path, out: Path, extra: list[str]) -> dict[str, float]:
         raise SystemExit(f"{out} has no performance.png")
     result = wall if result is None else result
     return {"wall": wall, "epochs": epochs, "overhead": wall - epochs, "result": result,
-            "after": wall - result}
+            "after": wall - result, "cpu": cpu}
 
 
 def main() -> None:
@@ -98,7 +103,7 @@ def main() -> None:
                 results[name].append(measured)
                 print(f"round {round_ + 1} {name}: " + ", ".join(
                     f"{k} {v:.2f} s" for k, v in measured.items()), flush=True)
-    keys = ("wall", "epochs", "overhead", "result", "after")
+    keys = ("wall", "epochs", "overhead", "result", "after", "cpu")
     print(f"\nmedians of {args.runs} run(s), seconds")
     print(f"{'tree':6s}" + "".join(f"{k:>10s}" for k in keys))
     medians = {name: {k: statistics.median(r[k] for r in runs) for k in keys}
