@@ -110,7 +110,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from digitlab.reports.plots import write_run_plot
     from digitlab.training.trainer import train
 
     if trains_line_reader(args):
@@ -120,8 +119,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     config, data_cfg, run_dir = resumed(args) if args.resume else configured(args)
     record = train(config, data_cfg, run_dir, resume=bool(args.resume))  # refuses other settings
     if int(os.environ.get("RANK", "0")) == 0:
+        print(describe(record), flush=True)  # the result first; the plot is drawn before exit
+        from digitlab.reports.plots import write_run_plot  # matplotlib: not before training
+
         write_run_plot(record)
-        print(describe(record))
     return 0
 
 
