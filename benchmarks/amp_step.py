@@ -21,13 +21,16 @@ from digitlab.models import create_model
 from digitlab.training.engine import train_one_epoch
 from digitlab.training.precision import MixedPrecision
 
-CASES = (("fastcnn", 256), ("cnn", 64), ("mlp", 64))  # the recipes' models and batch sizes
+CASES = (("fastcnn", 256, {}), ("bncnn", 128, {"widths": [24, 48, 96]}), ("cnn", 64, {}),
+         ("mlp", 64, {}))  # the recipes' models, arguments and batch sizes
 
 
-def step_seconds(name: str, batch: int, device: torch.device, precision: MixedPrecision | None,
-                 steps: int, repeats: int) -> float:
+def step_seconds(name: str, batch: int, args: dict, device: torch.device,
+                 precision: MixedPrecision | None, steps: int, repeats: int) -> float:
     torch.manual_seed(0)
-    model = create_model(name).to(device)
+    model = create_model(name, **args).to(device)
+    if name != "mlp":
+        model.to(memory_format=torch.channels_last)  # as the recipes train them
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
     batches = [(torch.randn(batch, 1, 28, 28, device=device),
                 torch.randint(0, 10, (batch,), device=device))] * steps
@@ -54,13 +57,14 @@ def main() -> None:
     modes = {"bf16": torch.bfloat16} if device.type == "cpu" else {
         "bf16": torch.bfloat16, "fp16": torch.float16}
     print(f"device {device}, {args.threads} thread(s); ms per training step, best of {args.repeats}")
-    for name, batch in CASES:
-        base = step_seconds(name, batch, device, None, args.steps, args.repeats)
+    for name, batch, model_args in CASES:
+        base = step_seconds(name, batch, model_args, device, None, args.steps, args.repeats)
         row = [f"{name:8s} batch {batch:4d}: float32 {1000 * base:8.1f}"]
         for mode, dtype in modes.items():
             scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
             precision = MixedPrecision(device.type, dtype, scaler)
-            seconds = step_seconds(name, batch, device, precision, args.steps, args.repeats)
+            seconds = step_seconds(name, batch, model_args, device, precision, args.steps,
+                                   args.repeats)
             row.append(f"{mode} {1000 * seconds:8.1f} ({base / seconds:.2f}x speed)")
         print(", ".join(row))
 
