@@ -131,29 +131,31 @@ def _draw_lines(digit: np.ndarray, lines: list[list[tuple[float, float]]],
     return np.maximum(np.asarray(small), digit if lines and digit.any() else 0).astype(np.uint8)
 
 
-def continental_digit(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
-    """The continental form of an MNIST 1, 4 or 7 (28×28 uint8); other digits unchanged: the
-    in-the-wild benchmark's and the line reader's (kept as they were measured and trained)."""
+Stroke = Callable[[np.ndarray, np.random.Generator], np.ndarray]
+
+
+def _forms(digit: np.ndarray, label: int, rng: np.random.Generator, seven: Stroke,
+           one: Stroke) -> np.ndarray:
     if label == 7:
-        return add_crossbar(digit, rng)
+        return seven(digit, rng)
     if label == 1:
-        return add_flag(digit, rng)
+        return one(digit, rng)
     if label == 4:
         return open_four(rng)
     return digit
+
+
+def continental_digit(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
+    """The continental form of an MNIST 1, 4 or 7 (28×28 uint8); other digits unchanged: the
+    in-the-wild benchmark's and the line reader's (kept as they were measured and trained)."""
+    return _forms(digit, label, rng, add_crossbar, add_flag)
 
 
 def european_digit(digit: np.ndarray, label: int, rng: np.random.Generator) -> np.ndarray:
     """A 1, 4 or 7 the way European writers make them, in the spread of shapes real forms show
     (long flags at the stem's own angle, Λ-like ones, feet, sevens crossed twice): the robust
     recipe's training digits (digitlab.writing.synthetic)."""
-    if label == 7:
-        return add_crossbars(digit, rng)
-    if label == 1:
-        return add_european_flag(digit, rng)
-    if label == 4:
-        return open_four(rng)
-    return digit
+    return _forms(digit, label, rng, add_crossbars, add_european_flag)
 
 
 def _continental(rng: np.random.Generator, digit: np.ndarray, label: int,
