@@ -82,9 +82,11 @@ def test_select_by_real_picks_best_pt_by_the_mean_real_accuracy(data, tmp_path):
 
 
 def test_folders_are_preprocessed_once_not_every_epoch(data, tmp_path, monkeypatch):
+    from digitlab.reading import pipelines
+
     calls = []
-    real = real_folders.preprocess
-    monkeypatch.setattr(real_folders, "preprocess", lambda *a: calls.append(1) or real(*a))
+    real = pipelines.preprocess
+    monkeypatch.setattr(pipelines, "preprocess", lambda *a: calls.append(1) or real(*a))
     trainer.train(config(epochs=2), data, tmp_path / "run")
     assert len(calls) == 40  # the pictures of both folders, once
 

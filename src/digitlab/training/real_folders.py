@@ -25,10 +25,6 @@ from torch import nn
 from digitlab.data import DatasetSpec
 from digitlab.data.normalise import normalise
 from digitlab.errors import ConfigError
-from digitlab.reading.images import load_image
-from digitlab.reading.labelled import load_labelled
-from digitlab.reading.pipelines import preprocess
-from digitlab.reading.robust.views import choose_view
 from digitlab.training.engine import evaluate
 
 logger = logging.getLogger(__name__)
@@ -59,6 +55,8 @@ class _ViewVote(nn.Module):
             return self.model(x)
         n, v = x.shape[:2]
         log_probs = self.model(x.flatten(0, 1)).reshape(n, v, -1)
+        from digitlab.reading.robust.views import choose_view  # here: reading/ pulls in PIL, scipy
+
         names = [str(i) for i in range(v)]  # choose_view names views only for its record
         chosen = [choose_view(names, views.exp())[0] for views in log_probs.float()]
         return log_probs[torch.arange(n), torch.tensor(chosen, device=log_probs.device)]
@@ -84,6 +82,10 @@ def load_real_folders(folders: Sequence[str], spec: DatasetSpec, mean: float, st
 
 def _load_folder(folder: Path, spec: DatasetSpec, mean: float, std: float, batch_size: int,
                  device: torch.device) -> RealFolder:
+    from digitlab.reading.images import load_image  # here: only a run with --val-real reads pictures
+    from digitlab.reading.labelled import load_labelled
+    from digitlab.reading.pipelines import preprocess
+
     items = load_labelled(folder)
     if not items:
         raise ConfigError(f"--val-real {folder} holds no labelled pictures (file names start with "
