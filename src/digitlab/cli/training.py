@@ -51,7 +51,7 @@ digitlab train --recipe robust --val-split             # hold out the last 5,000
 digitlab train --recipe fast --val-real my-digits/ --select-by real   # judged by real digits
 digitlab train --resume runs/fast                      # continue after an interruption
 digitlab train --resume runs/cnn --epochs 20           # train it further, to 20 epochs in all
-digitlab train --recipe robust --amp --tensorboard     # bf16 on a GPU; watch it in TensorBoard
+digitlab train --recipe robust --amp --tensorboard     # bf16 (GPU, or a CPU with AVX512-BF16); TensorBoard
 torchrun --standalone --nproc-per-node 2 --max-restarts 3 -m digitlab train --out runs/ddp
 """)
     add_train_args(p)
