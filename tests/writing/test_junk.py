@@ -53,3 +53,11 @@ def test_a_damaged_chunk_is_rendered_again(tmp_path, caplog):
 
 def test_the_pool_is_a_real_process_pool():  # the no_pool test above replaces this name
     assert synthetic.ProcessPoolExecutor is concurrent.futures.ProcessPoolExecutor
+
+
+def test_a_cache_folder_that_cannot_be_written_is_warned_about_once(tmp_path, caplog):
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    made = synthetic.junk_digits(1100, seed=6, cache=blocked / "synthetic")  # three chunks
+    assert len(made[0]) > 0
+    assert caplog.text.count("cannot keep rendered pictures") == 1

@@ -184,9 +184,10 @@ def _in_chunks(job: Any, count: int, seed: int, what: str, progress: bool,
         with pool, tqdm(total=sum(sizes[i] for i in todo), desc=what, unit="picture",
                         disable=None if progress else True, leave=False) as bar:
             jobs = pool.map(job, [seed] * len(todo), [starts[i] for i in todo], [sizes[i] for i in todo])
+            keeping = cache is not None
             for i, part in zip(todo, jobs, strict=True):
                 parts[i] = part
-                _keep(files[i], part)
+                keeping = keeping and _keep(files[i], part)  # one failed write: no more tries
                 bar.update(sizes[i])
     return [parts[i] for i in range(len(starts))]
 
@@ -203,14 +204,17 @@ def _kept(file: Path | None) -> tuple[np.ndarray, np.ndarray] | None:
         return None
 
 
-def _keep(file: Path | None, part: tuple[np.ndarray, np.ndarray]) -> None:
+def _keep(file: Path | None, part: tuple[np.ndarray, np.ndarray]) -> bool:
+    """Write a chunk into the cache; False (with one warning) where the folder cannot take it."""
     if file is None:
-        return
+        return False
     try:
         with atomic_path(file) as tmp, open(tmp, "wb") as f:
             np.savez(f, pixels=part[0], labels=part[1])
     except OutputError as e:  # a read-only data folder: training goes on without the cache
         logger.warning("cannot keep rendered pictures: %s", e)
+        return False
+    return True
 
 
 @functools.cache
